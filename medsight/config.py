@@ -1,0 +1,28 @@
+"""Paths and settings, with environment overrides. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Shipped artefacts (trained heads, calibration, model cards) and, git-ignored, built ones (the VGG16 weights).
+WEIGHTS_DIR = Path(os.environ.get("MEDSIGHT_WEIGHTS", REPO_ROOT / "weights"))
+
+#: Caches that can be rebuilt (feature caches, downloaded wheels, vector stores). Git-ignored.
+CACHE_DIR = Path(os.environ.get("MEDSIGHT_CACHE", REPO_ROOT / ".cache"))
+
+#: Largest file the loaders accept, in bytes, and largest image side in pixels (decompression-bomb guard).
+MAX_FILE_BYTES = int(os.environ.get("MEDSIGHT_MAX_FILE_BYTES", 200 * 1024 * 1024))
+MAX_IMAGE_PIXELS = int(os.environ.get("MEDSIGHT_MAX_IMAGE_PIXELS", 100_000_000))
+
+
+def device_name() -> str:
+    """`cuda` when a GPU is usable, else `cpu`; `MEDSIGHT_DEVICE` overrides."""
+    forced = os.environ.get("MEDSIGHT_DEVICE")
+    if forced:
+        return forced
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
