@@ -1,0 +1,149 @@
+"""`chat(case, history, question)`: retrieve, build the context, and answer through the first tier that can
+(Gemini -> local model -> extractive), with the safety overlays applied to every tier."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from medsight.chat.context import build_prompt
+from medsight.chat.safety import DISCLAIMER, REFUSAL, filter_dose_instructions, is_dosing_request
+from medsight.chat.tiers import ExtractiveTier, GeminiTier, LocalTier, TierUnavailable
+
+
+def default_tiers() -> list:
+    return [GeminiTier(), LocalTier(), ExtractiveTier()]
+
+
+@dataclass
+class ChatAnswer:
+    """A streamed answer. Iterate it for text chunks (the body, then sources and disclaimer); `tier`, `sources`
+    and `refused` are known as soon as `chat()` returns. `body` holds the tier's text once the stream is read."""
+
+    tier: str
+    sources: list[dict]
+    refused: bool
+    fallbacks: list[tuple[str, str]] = field(default_factory=list)  # (tier, why it did not answer)
+    first_token_s: float | None = None
+    body: str = ""
+    _chunks: Iterator[str] | None = None
+    _text: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[str]:
+        if self._chunks is None:
+            yield from self._text
+            return
+        chunks, self._chunks = self._chunks, None
+        for chunk in chunks:
+            self._text.append(chunk)
+            yield chunk
+
+    @property
+    def text(self) -> str:
+        """The whole answer (reads the rest of the stream if needed)."""
+        for _ in self:
+            pass
+        return "".join(self._text)
+
+    def as_dict(self) -> dict:
+        text = self.text
+        return {
+            "answer": text,
+            "tier": self.tier,
+            "refused": self.refused,
+            "sources": [{k: v for k, v in s.items() if k != "text"} for s in self.sources],
+            "fallbacks": [{"tier": t, "reason": r} for t, r in self.fallbacks],
+        }
+
+
+def sources_block(sources: Sequence[dict]) -> str:
+    if not sources:
+        return ""
+    lines = []
+    for i, s in enumerate(sources, 1):
+        year = f" ({s['year']})" if s.get("year") else ""
+        lines.append(f"[{i}] {s.get('title') or s['doc_id']}{year}, {s['citation']}")
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
+def _retrieve(question: str, history, knowledge_base, k: int, mode: str):
+    from medsight.kb.retrieve import Retriever
+
+    if knowledge_base is None:
+        from medsight.kb.store import knowledge_base as default_kb
+
+        knowledge_base = default_kb()
+    # A follow-up ("and how is it treated?") needs the previous question to retrieve anything useful.
+    last_user = next((m["content"] for m in reversed(list(history or [])) if isinstance(m, dict) and m.get("role") == "user"), "")
+    query = question if len(question.split()) > 5 or not last_user else f"{last_user} {question}"
+    return Retriever(knowledge_base, mode=mode).retrieve(query, k, per_document=1)
+
+
+def chat(
+    case: Any,
+    history: Sequence | None,
+    question: str,
+    *,
+    knowledge_base=None,
+    tiers: Sequence | None = None,
+    k: int = 5,
+    retrieval_mode: str = "hybrid",
+) -> ChatAnswer:
+    """Answer `question` about `case` (plain data: vision scores, risk band, note entities/conditions, fusion).
+
+    Returns once the answering tier has produced its first chunk, so `tier` is settled; iterate the result for
+    the streamed text. A tier that fails before its first chunk hands over to the next; one that fails mid-answer
+    is finished by the extractive tier, and `fallbacks` records why.
+    """
+    question = (question or "").strip()
+    if not question:
+        raise ValueError("empty question")
+    if is_dosing_request(question):
+        answer = ChatAnswer(tier="safety", sources=[], refused=True, body=REFUSAL)
+        answer._chunks = iter([REFUSAL, f"\n\n_{DISCLAIMER}_"])
+        return answer
+
+    passages = _retrieve(question, history, knowledge_base, k, retrieval_mode)
+    prompt = build_prompt(case, history, question, passages)
+    sources = [p.as_source() for p in passages]
+    tiers = list(tiers) if tiers is not None else default_tiers()
+    fallbacks: list[tuple[str, str]] = []
+    start = time.perf_counter()
+    for i, tier in enumerate(tiers):
+        stream = filter_dose_instructions(tier.stream(prompt)) if tier.name != "extractive" else tier.stream(prompt)
+        try:
+            first = next(stream)
+        except TierUnavailable as exc:
+            fallbacks.append((tier.name, str(exc)))
+            continue
+        except StopIteration:
+            fallbacks.append((tier.name, "empty answer"))
+            continue
+        answer = ChatAnswer(tier=tier.name, sources=sources, refused=False, fallbacks=fallbacks,
+                            first_token_s=time.perf_counter() - start)
+        answer._chunks = _finish(answer, first, stream, prompt, tiers[i + 1:])
+        return answer
+    # Every tier failed (the extractive tier only fails on a bug in our own code, which stays loud above).
+    raise RuntimeError(f"no chat tier could answer: {fallbacks}")
+
+
+def _finish(answer: ChatAnswer, first: str, stream: Iterator[str], prompt, later_tiers) -> Iterator[str]:
+    body = [first]
+    yield first
+    try:
+        for chunk in stream:
+            body.append(chunk)
+            yield chunk
+    except TierUnavailable as exc:
+        answer.fallbacks.append((answer.tier, f"stopped mid-answer: {exc}"))
+        extractive = next((t for t in later_tiers if t.name == "extractive"), ExtractiveTier(word_delay=0))
+        note = "\n\n(The answer was cut off; continuing from the retrieved evidence.)\n\n"
+        body.append(note)
+        yield note
+        for chunk in extractive.stream(prompt):
+            body.append(chunk)
+            yield chunk
+    answer.body = "".join(body)
+    yield sources_block(answer.sources)
+    yield f"\n\n_{DISCLAIMER}_"

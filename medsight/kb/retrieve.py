@@ -1,0 +1,202 @@
+"""Retrieval over the knowledge base: dense (MiniLM + Chroma), lexical (BM25), and their hybrid by reciprocal-rank
+fusion, with optional MMR to spread the passages over different documents.
+
+Which combination is kept is decided by `medsight kb eval` on COVID-QA dev questions (numbers in docs/chat.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from medsight.kb.documents import Chunk
+
+_STOPWORDS = frozenset(
+    """a an and are as at be been being by can could did do does for from had has have how i in into is it its
+    of on or that the their there these this those to was were what when where which who whom why will with
+    would you your than then them they we our us about after before between during while also may might""".split()
+)
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens without stopwords, with a light plural strip (`infections` -> `infection`)."""
+    out = []
+    for tok in _TOKEN.findall(text.lower()):
+        if tok in _STOPWORDS:
+            continue
+        if len(tok) > 4 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")):
+            tok = tok[:-1]
+        out.append(tok)
+    return out
+
+
+class LexicalIndex:
+    """BM25 (Okapi) over passages."""
+
+    def __init__(self, chunks: Sequence[Chunk]):
+        from rank_bm25 import BM25Okapi
+
+        self.chunks = list(chunks)
+        self._bm25 = BM25Okapi([tokenize(c.text) for c in self.chunks]) if self.chunks else None
+
+    def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        if self._bm25 is None:
+            return []
+        import numpy as np
+
+        scores = self._bm25.get_scores(tokenize(query))
+        top = np.argsort(-scores)[:k]
+        return [(self.chunks[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+@dataclass
+class Passage:
+    """A retrieved passage with its provenance and the score that ranked it."""
+
+    chunk: Chunk
+    score: float
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    @property
+    def title(self) -> str:
+        return self.chunk.metadata.get("title", "")
+
+    @property
+    def citation(self) -> str:
+        return self.chunk.citation
+
+    def as_source(self) -> dict:
+        md = self.chunk.metadata
+        return {
+            "id": self.chunk.chunk_id,
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "citation": self.citation,
+            "pmid": md.get("pmid", ""),
+            "pmids_cited": [p for p in md.get("pmids_cited", "").split(",") if p],
+            "doi": md.get("doi", ""),
+            "year": md.get("year", ""),
+            "license": md.get("license", ""),
+            "score": round(self.score, 4),
+            "text": self.text,
+        }
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[Chunk]], k: int = 60, weights: Sequence[float] | None = None):
+    """Fuse ranked lists: score = sum_i w_i / (k + rank_i). Robust to the different scales of BM25 and cosine."""
+    weights = weights or [1.0] * len(rankings)
+    scores: dict[str, float] = {}
+    by_id: dict[str, Chunk] = {}
+    for ranking, w in zip(rankings, weights):
+        for rank, chunk in enumerate(ranking):
+            by_id[chunk.chunk_id] = chunk
+            scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + w / (k + rank + 1)
+    order = sorted(scores, key=lambda cid: -scores[cid])
+    return [(by_id[cid], scores[cid]) for cid in order]
+
+
+def mmr(query_vec, candidates: list[tuple[Chunk, float]], k: int, lambda_: float = 0.7) -> list[tuple[Chunk, float]]:
+    """Maximal marginal relevance over candidate passages (re-embedded; relevance = cosine to the query)."""
+    from medsight.kb.store import embed
+
+    if len(candidates) <= 1:
+        return candidates[:k]
+    vecs = embed([c.text for c, _ in candidates])
+    rel = vecs @ query_vec
+    chosen: list[int] = []
+    remaining = list(range(len(candidates)))
+    while remaining and len(chosen) < k:
+        if not chosen:
+            best = max(remaining, key=lambda i: rel[i])
+        else:
+            sim = vecs[remaining] @ vecs[chosen].T
+            best = remaining[int((lambda_ * rel[remaining] - (1 - lambda_) * sim.max(axis=1)).argmax())]
+        chosen.append(best)
+        remaining.remove(best)
+    return [candidates[i] for i in chosen]
+
+
+MODES = ("dense", "bm25", "hybrid", "hybrid_mmr")
+
+
+class Retriever:
+    """`retrieve(query, k)` -> passages, by `mode` (default: the one `kb eval` measured best, see docs/chat.md)."""
+
+    def __init__(self, kb, mode: str = "hybrid", candidates: int = 50, dense_weight: float = 1.0, lexical_weight: float = 1.0):
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; choose from {', '.join(MODES)}")
+        self.kb = kb
+        self.mode = mode
+        self.candidates = candidates
+        self.weights = (dense_weight, lexical_weight)
+
+    def ranked(self, query: str) -> list[tuple[Chunk, float]]:
+        """All candidate passages in ranked order (no cut, no diversification)."""
+        if self.mode == "dense":
+            return self.kb.dense_search(query, self.candidates)
+        if self.mode == "bm25":
+            return self.kb.lexical_index().search(query, self.candidates)
+        dense = [c for c, _ in self.kb.dense_search(query, self.candidates)]
+        lexical = [c for c, _ in self.kb.lexical_index().search(query, self.candidates)]
+        return reciprocal_rank_fusion([dense, lexical], weights=self.weights)
+
+    def retrieve(self, query: str, k: int = 5, per_document: int | None = None) -> list[Passage]:
+        """The k best passages; `per_document` caps how many may come from one document."""
+        ranked = self.ranked(query)
+        if self.mode == "hybrid_mmr":
+            from medsight.kb.store import embed
+
+            ranked = mmr(embed([query])[0], ranked[: max(4 * k, 20)], max(4 * k, 20))
+        out: list[Passage] = []
+        counts: dict[str, int] = {}
+        for chunk, score in ranked:
+            if per_document and counts.get(chunk.doc_id, 0) >= per_document:
+                continue
+            counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+            out.append(Passage(chunk, score))
+            if len(out) == k:
+                break
+        return out
+
+    def rank_documents(self, query: str, k: int = 10) -> list[str]:
+        """Document ids in the order their best passage ranks (for document-level recall)."""
+        ranked = self.ranked(query)
+        if self.mode == "hybrid_mmr":
+            from medsight.kb.store import embed
+
+            ranked = mmr(embed([query])[0], ranked[: max(4 * k, 20)], max(4 * k, 20))
+        seen: list[str] = []
+        for chunk, _ in ranked:
+            if chunk.doc_id not in seen:
+                seen.append(chunk.doc_id)
+                if len(seen) == k:
+                    break
+        return seen
+
+
+def evaluate_retrieval(retriever: Retriever, queries: Sequence[dict], ks=(1, 5, 10)) -> dict:
+    """Recall@k (gold document among the top k documents) and MRR (over the top max(ks)) for query/gold pairs."""
+    kmax = max(ks)
+    hits = {k: 0 for k in ks}
+    rr = 0.0
+    for q in queries:
+        docs = retriever.rank_documents(q["query"], kmax)
+        if q["gold_doc_id"] in docs:
+            rank = docs.index(q["gold_doc_id"]) + 1
+            rr += 1.0 / rank
+            for k in ks:
+                hits[k] += rank <= k
+    n = max(len(queries), 1)
+    out = {f"recall_at_{k}": hits[k] / n for k in ks}
+    out["mrr"] = rr / n
+    out["n_queries"] = len(queries)
+    return out
