@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -13,7 +14,16 @@ from medsight.chat.tiers import ExtractiveTier, GeminiTier, LocalTier, TierUnava
 
 
 def default_tiers() -> list:
-    return [GeminiTier(), LocalTier(), ExtractiveTier()]
+    """Gemini -> local model -> extractive; `MEDSIGHT_CHAT_TIERS` (e.g. "gemini,extractive") picks a subset."""
+    make = {"gemini": GeminiTier, "local": LocalTier, "extractive": ExtractiveTier}
+    names = [n.strip() for n in os.environ.get("MEDSIGHT_CHAT_TIERS", "gemini,local,extractive").split(",") if n.strip()]
+    unknown = [n for n in names if n not in make]
+    if unknown:
+        raise ValueError(f"MEDSIGHT_CHAT_TIERS names unknown tiers {unknown}; use gemini, local, extractive")
+    tiers = [make[n]() for n in names]
+    if "extractive" not in names:  # the cascade must always end in a tier that cannot fail
+        tiers.append(ExtractiveTier())
+    return tiers
 
 
 @dataclass
@@ -27,6 +37,7 @@ class ChatAnswer:
     fallbacks: list[tuple[str, str]] = field(default_factory=list)  # (tier, why it did not answer)
     first_token_s: float | None = None
     body: str = ""
+    passages: list = field(default_factory=list)
     _chunks: Iterator[str] | None = None
     _text: list[str] = field(default_factory=list)
 
@@ -121,7 +132,7 @@ def chat(
             fallbacks.append((tier.name, "empty answer"))
             continue
         answer = ChatAnswer(tier=tier.name, sources=sources, refused=False, fallbacks=fallbacks,
-                            first_token_s=time.perf_counter() - start)
+                            first_token_s=time.perf_counter() - start, passages=list(passages))
         answer._chunks = _finish(answer, first, stream, prompt, tiers[i + 1:])
         return answer
     # Every tier failed (the extractive tier only fails on a bug in our own code, which stays loud above).

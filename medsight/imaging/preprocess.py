@@ -31,7 +31,7 @@ INPUT_CONTRACT = {
 def to_square(gray: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     """Shorter side to `size` (Lanczos), centre crop: uint8 HxW -> uint8 size x size."""
     if gray.dtype != np.uint8 or gray.ndim != 2:
-        raise ValueError(f"expected a uint8 HxW grayscale array, got {gray.dtype} {gray.shape}")
+        raise ValueError(f"the backbone expects uint8 0-255 HxW grayscale images, got {gray.dtype} {gray.shape}")
     h, w = gray.shape
     if (h, w) != (size, size):
         scale = size / min(h, w)
@@ -47,8 +47,6 @@ def to_backbone_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
     if isinstance(images, np.ndarray) and images.ndim == 2:
         images = [images]
     batch = np.stack([to_square(np.asarray(g)) for g in images]).astype(np.float32)
-    if batch.max() <= 1.0 and batch.size and batch.max() > 0:
-        raise ValueError("input looks scaled to 0-1; the backbone expects 0-255 uint8 images")
     x = torch.from_numpy(batch)[:, None].expand(-1, 3, -1, -1).clone()
     x -= torch.tensor(MEAN_RGB).view(1, 3, 1, 1)
     return x

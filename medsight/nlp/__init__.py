@@ -1,0 +1,163 @@
+"""Clinical-note analysis: `analyze_note(text)` returns the note's typed entities (with negation / uncertainty and
+abbreviation expansions), zero-shot scores for 20 pulmonary conditions and, when image results are passed, the
+agreement between what the note says and the image's anomaly score.
+
+    >>> from medsight.nlp import analyze_note
+    >>> a = analyze_note("No pleural effusion. Right lower lobe consolidation, cannot exclude pneumonia.")
+    >>> [(e.text, e.assertion) for e in a.entities if e.label == "Disease"]
+    [('pleural effusion', 'absent'), ('consolidation', 'present'), ('pneumonia', 'possible')]
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from medsight.nlp.fusion import Fusion, fuse
+from medsight.nlp.note import MAX_NOTE_CHARS, NoteError, validate_note
+from medsight.nlp.zeroshot import CONDITION_NAMES, CONDITIONS, ConditionScore
+
+__all__ = [
+    "analyze_note", "NoteAnalysis", "Entity", "ConditionScore", "Fusion", "NoteError", "fuse", "load_pipeline",
+    "CONDITION_NAMES", "CONDITIONS", "MAX_NOTE_CHARS",
+]
+
+
+@dataclass
+class Entity:
+    text: str
+    label: str  # Chemical | Disease | SYMPTOM | ANATOMY
+    start: int  # character offsets into the validated note
+    end: int
+    assertion: str  # present | absent | possible
+    expansion: str = ""  # long form when the mention is an abbreviation defined in the note
+    medication_class: str = ""  # for Chemical mentions with a WHO INN stem (e.g. 'beta blocker')
+    concept_id: str = ""  # HPO id for SYMPTOM lexicon matches
+    condition: str = ""  # the pulmonary condition this mention names, if any
+
+
+@dataclass
+class NoteAnalysis:
+    text: str
+    entities: list[Entity]
+    conditions: list[ConditionScore]  # all 20, highest probability first
+    fusion: Fusion | None = None
+    backends: dict = field(default_factory=dict)
+
+    @property
+    def reported_conditions(self) -> list[ConditionScore]:
+        """Conditions the note reports (probability >= 0.5 and not explicitly ruled out)."""
+        return [c for c in self.conditions if c.probability >= 0.5 and not c.negated]
+
+    @property
+    def negated_conditions(self) -> list[str]:
+        return [c.name for c in self.conditions if c.negated]
+
+    def to_dict(self) -> dict:
+        return {
+            "entities": [asdict(e) for e in self.entities],
+            "conditions": [c.to_dict() for c in self.conditions],
+            "reported_conditions": [c.name for c in self.reported_conditions],
+            "negated_conditions": self.negated_conditions,
+            "fusion": self.fusion.to_dict() if self.fusion else None,
+            "backends": self.backends,
+        }
+
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def load_pipeline(prefer_scispacy: bool = True):
+    """NER (scispaCy or shipped) + lexicon ruler + abbreviation detector + negation/uncertainty, built once."""
+    from medsight.nlp.lexicon import add_lexicon_ruler
+    from medsight.nlp.negation import add_assertion_pipes
+    from medsight.nlp.ner import load_ner
+
+    nlp = load_ner(prefer_scispacy=prefer_scispacy)
+    nlp.add_pipe("sentencizer", first=True)
+    synonyms = sorted({s for c in CONDITIONS for s in c.synonyms if len(s) > 4 and not s.isupper()})
+    add_lexicon_ruler(nlp, extra_disease_terms=synonyms)
+    try:
+        from scispacy.abbreviation import AbbreviationDetector  # noqa: F401  (registers the factory)
+
+        nlp.add_pipe("abbreviation_detector")
+    except ImportError:  # scispacy is in requirements.txt; without it abbreviations stay unexpanded
+        pass
+    add_assertion_pipes(nlp)
+    return nlp
+
+
+def _entities(doc) -> list[Entity]:
+    from medsight.nlp.lexicon import medication_class
+    from medsight.nlp.negation import assertion
+    from medsight.nlp.zeroshot import condition_of_mention
+
+    expansions = {}
+    if doc.has_extension("abbreviations"):
+        for abbr in doc._.abbreviations:
+            expansions[(abbr.start_char, abbr.end_char)] = abbr._.long_form.text
+    short_forms = {doc.text[s:e]: lf for (s, e), lf in expansions.items()}
+    out = []
+    for ent in doc.ents:
+        out.append(
+            Entity(
+                text=ent.text,
+                label=ent.label_,
+                start=ent.start_char,
+                end=ent.end_char,
+                assertion=assertion(ent),
+                expansion=short_forms.get(ent.text, ""),
+                medication_class=(medication_class(ent.text) or "") if ent.label_ == "Chemical" else "",
+                concept_id=ent.ent_id_ if ent.label_ == "SYMPTOM" else "",
+                condition=(condition_of_mention(short_forms.get(ent.text, ent.text)) or "") if ent.label_ == "Disease" else "",
+            )
+        )
+    return out
+
+
+def _affirmed_sentences(doc, entities: list[Entity]) -> list[str]:
+    """Each sentence with the mentions NegEx marked absent cut out, so "No pleural effusion." no longer looks like one."""
+    absent = [(e.start, e.end) for e in entities if e.assertion == "absent"]
+    sentences = []
+    for sent in doc.sents:
+        text, offset = sent.text, sent.start_char
+        for start, end in sorted(absent, reverse=True):
+            if offset <= start and end <= offset + len(sent.text):
+                text = text[: start - offset] + text[end - offset :]
+        sentences.append(" ".join(text.split()))
+    return sentences
+
+
+def analyze_note(text, anomaly_score: float | None = None, risk_band: str | None = None, use_nli: bool = True) -> NoteAnalysis:
+    """Analyse one clinical note or radiology report.
+
+    `anomaly_score` (in [0, 1]) and `risk_band` ('LOW' | 'MEDIUM' | 'HIGH') are the image detector's results for the
+    same study; when given, `fusion` says whether note and image agree. Raises NoteError for unusable input."""
+    from medsight.nlp.zeroshot import Calibration, classify_nli, classify_sentences
+
+    text = validate_note(text)
+    nlp = load_pipeline()
+    with _LOCK:  # spaCy pipelines are not documented as thread-safe; Streamlit runs sessions in threads
+        doc = nlp(text)
+    entities = _entities(doc)
+    negated = {e.condition for e in entities if e.condition and e.assertion == "absent"}
+    negated -= {e.condition for e in entities if e.condition and e.assertion != "absent"}
+    conditions = classify_nli(text) if use_nli else None
+    backend = "nli:" + "distilbart-mnli" if conditions is not None else "embedding:all-MiniLM-L6-v2"
+    if conditions is None:
+        conditions = classify_sentences(_affirmed_sentences(doc, entities), negated, Calibration.load())
+    else:
+        for c in conditions:
+            c.negated = c.name in negated
+    conditions.sort(key=lambda c: -c.probability)
+    analysis = NoteAnalysis(
+        text=text,
+        entities=entities,
+        conditions=conditions,
+        backends={"ner": nlp.meta.get("name", "?"), "zeroshot": backend},
+    )
+    if anomaly_score is not None or risk_band is not None:
+        analysis.fusion = fuse(analysis, anomaly_score=anomaly_score, risk_band=risk_band)
+    return analysis

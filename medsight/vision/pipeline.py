@@ -1,0 +1,104 @@
+"""Scoring a radiograph end to end: load -> input contract -> frozen backbone -> detector -> calibrated result.
+
+`AnomalyPipeline` is the one door the CLI, the app and the chat use; it holds a backbone and a detector.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medsight import config
+from medsight.imaging.load import LoadedImage, load_image
+from medsight.imaging.preprocess import to_backbone_tensor, to_square
+from medsight.training.features import maps_from_taps
+from medsight.vision.backbone import VGG16Taps, forward_taps, load_backbone
+from medsight.vision.detectors import Detector, load_detector
+
+DEFAULT_DETECTOR = "paper"
+DISCLAIMER = ("MedSight is a teaching and research tool, not a medical device. Its scores are not a diagnosis; "
+              "a qualified clinician must interpret every radiograph.")
+
+
+@dataclass
+class ScoreResult:
+    file: str
+    anomaly_score: float
+    risk: str
+    components: dict[str, float]
+    threshold: float
+    normal_percentile: float
+    latency_ms: float
+    detector: str
+    flagged: bool
+    gate: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AnomalyPipeline:
+    def __init__(self, backbone: VGG16Taps, detector: Detector):
+        self.backbone = backbone
+        self.detector = detector
+        if detector.calibration is None:
+            raise ValueError(f"detector {detector.name!r} has no calibration")
+
+    @classmethod
+    def load(cls, detector: str = DEFAULT_DETECTOR, device: str | None = None, weights_dir: str | Path | None = None,
+             backbone_source: str = "auto") -> "AnomalyPipeline":
+        directory = Path(weights_dir or config.WEIGHTS_DIR)
+        return cls(load_backbone(backbone_source, device), load_detector(directory, detector))
+
+    @property
+    def device(self) -> str:
+        return next(self.backbone.parameters()).device.type
+
+    def maps(self, images: list[np.ndarray]) -> np.ndarray:
+        """uint8 grayscale images -> N x 1280 x 14 x 14 feature maps (float32)."""
+        taps = forward_taps(self.backbone, to_backbone_tensor([to_square(g) for g in images]))
+        return maps_from_taps(taps).cpu().numpy()
+
+    def score_images(self, images: list[LoadedImage], names: list[str] | None = None) -> list[ScoreResult]:
+        from medsight.imaging.gate import check_frontal_cxr
+
+        t0 = time.perf_counter()
+        maps = self.maps([im.pixels for im in images])
+        sig = self.detector.signals(maps)
+        per_image_ms = (time.perf_counter() - t0) * 1000 / max(len(images), 1)
+        cal = self.detector.calibration
+        out = []
+        for i, im in enumerate(images):
+            score = float(sig["score"][i])
+            out.append(ScoreResult(
+                file=(names[i] if names else f"image{i}"),
+                anomaly_score=round(score, 6),
+                risk=cal.risk_band(score),
+                components={k: round(float(sig[k][i]), 6) for k in self.detector.components if k in sig},
+                threshold=round(cal.threshold, 6),
+                normal_percentile=round(cal.normal_percentile(score), 2),
+                latency_ms=round(per_image_ms, 2),
+                detector=self.detector.name,
+                flagged=bool(score >= cal.threshold),
+                gate=check_frontal_cxr(im).to_dict(),
+            ))
+        return out
+
+    def score(self, source: LoadedImage | str | Path | bytes, name: str | None = None) -> ScoreResult:
+        image = source if isinstance(source, LoadedImage) else load_image(source, name)
+        if name is None and isinstance(source, (str, Path)):
+            name = str(source)
+        return self.score_images([image], [name or "upload"])[0]
+
+
+_CACHED: dict[str, AnomalyPipeline] = {}
+
+
+def score_file(path: str | Path, detector: str = DEFAULT_DETECTOR) -> dict:
+    """Score one file with a process-wide cached pipeline; a plain dict for callers outside the vision package."""
+    if detector not in _CACHED:
+        _CACHED[detector] = AnomalyPipeline.load(detector)
+    return _CACHED[detector].score(path).to_dict()

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (if needed) and start the MedSight app on its offline default at http://127.0.0.1:8501
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False
+exec .venv/bin/streamlit run app.py --server.address "${MEDSIGHT_ADDRESS:-127.0.0.1}" --server.port "${MEDSIGHT_PORT:-8501}" "$@"
