@@ -80,9 +80,13 @@ def load_pipeline(prefer_scispacy: bool = True):
     synonyms = sorted({s for c in CONDITIONS for s in c.synonyms if len(s) > 4 and not s.isupper()})
     add_lexicon_ruler(nlp, extra_disease_terms=synonyms)
     try:
+        import warnings
+
         from scispacy.abbreviation import AbbreviationDetector  # noqa: F401  (registers the factory)
 
         nlp.add_pipe("abbreviation_detector")
+        # scispaCy's detector warns on every note without a "long form (SF)" definition; that is the normal case.
+        warnings.filterwarnings("ignore", message=r"\[W036\].*'matcher'")
     except ImportError:  # scispacy is in requirements.txt; without it abbreviations stay unexpanded
         pass
     add_assertion_pipes(nlp)
