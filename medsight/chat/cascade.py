@@ -29,14 +29,14 @@ def default_tiers() -> list:
 @dataclass
 class ChatAnswer:
     """A streamed answer. Iterate it for text chunks (the body, then sources and disclaimer); `tier`, `sources`
-    and `refused` are known as soon as `chat()` returns. `body` holds the tier's text once the stream is read."""
+    and `refused` are known as soon as `chat()` returns; `body` is the tier's text alone."""
 
     tier: str
     sources: list[dict]
     refused: bool
     fallbacks: list[tuple[str, str]] = field(default_factory=list)  # (tier, why it did not answer)
     first_token_s: float | None = None
-    body: str = ""
+    _body: str = ""
     passages: list = field(default_factory=list)
     _chunks: Iterator[str] | None = None
     _text: list[str] = field(default_factory=list)
@@ -49,6 +49,12 @@ class ChatAnswer:
         for chunk in chunks:
             self._text.append(chunk)
             yield chunk
+
+    @property
+    def body(self) -> str:
+        """The tier's own text, without sources and disclaimer (reads the rest of the stream if needed)."""
+        self.text
+        return self._body
 
     @property
     def text(self) -> str:
@@ -111,7 +117,7 @@ def chat(
     if not question:
         raise ValueError("empty question")
     if is_dosing_request(question):
-        answer = ChatAnswer(tier="safety", sources=[], refused=True, body=REFUSAL)
+        answer = ChatAnswer(tier="safety", sources=[], refused=True, _body=REFUSAL)
         answer._chunks = iter([REFUSAL, f"\n\n_{DISCLAIMER}_"])
         return answer
 
@@ -155,6 +161,6 @@ def _finish(answer: ChatAnswer, first: str, stream: Iterator[str], prompt, later
         for chunk in extractive.stream(prompt):
             body.append(chunk)
             yield chunk
-    answer.body = "".join(body)
+    answer._body = "".join(body)
     yield sources_block(answer.sources)
     yield f"\n\n_{DISCLAIMER}_"

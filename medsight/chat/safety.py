@@ -30,10 +30,14 @@ _DOSING_PATTERNS = [
         r"\bhow (much|many|often)\b[^?]*\b(take|give|use|inject|administer|prescribe)\b",
         r"\b\d+(\.\d+)?\s?(mg|mcg|µg|ug|g|ml|iu|units?)\b(?!\s*/\s*dl)",
         r"\bmg\s*/\s*kg\b",
-        r"\b(prescribe|prescribing|prescription|titrate|titration|taper(ing)?)\b",
+        r"\b(prescribe|prescribing|prescription|titrat\w*|taper(ing|ed)?)\b",
+        r"\bhow (much|many)\b[^?]*\b(\w+(cillin|mycin|floxacin|olol|pril|sartan|azole|statin|pam|lam|semide|sone|"
+        r"olone|phine|done|ine|arin|parin|mab|vir|cycline|xaban|gatran)|medicines?|medications?|drugs?|"
+        r"antibiotics?|steroids?|inhalers?|oxygen|syrup)\b",
         r"\b(should|can|could|may|must|do) (i|he|she|we|they|you|the patient|my \w+|our \w+) (take|start|stop|"
         r"use|increase|decrease|double|halve|skip|switch to|be (given|put on))\b",
-        r"\bwhat (medicine|medication|drug|antibiotic|steroid)s? (should|to|do|can|would)\b",
+        r"\b(what|which) (medicine|medication|drug|antibiotic|steroid|inhaler)s?\b(?! (class|resistance|reaction|"
+        r"induced|toxicity))",
         r"\b(max(imum)?|daily|loading|maintenance) (dose|amount)\b",
         r"\boverdose\b",
     )

@@ -10,6 +10,7 @@ A tier that cannot answer raises `TierUnavailable` (before its first chunk) and 
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
@@ -47,6 +48,17 @@ def gemini_api_key() -> str | None:
     return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or None
 
 
+def _http_errors(name: str) -> tuple:
+    """The exception class `name` from each HTTP client google-genai may use (httpx, or its fork httpx2)."""
+    found = []
+    for module in ("httpx", "httpx2"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
 class GeminiTier:
     name = "gemini"
 
@@ -77,7 +89,6 @@ class GeminiTier:
     def stream(self, prompt: Prompt) -> Iterator[str]:
         if not self.api_key:
             raise TierUnavailable("no Gemini API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
-        import httpx
         from google.genai import errors, types
 
         contents = [
@@ -97,9 +108,9 @@ class GeminiTier:
                     yield text
         except errors.APIError as exc:
             raise TierUnavailable(f"Gemini answered HTTP {exc.code}: {exc.message or exc.status}") from exc
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise TierUnavailable(f"Gemini timed out after {self.timeout_s:.0f}s") from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except _http_errors("TimeoutException") + (TimeoutError,) as exc:
+            raise TierUnavailable(f"Gemini timed out after {self.timeout_s:g}s") from exc
+        except _http_errors("HTTPError") + (OSError,) as exc:
             raise TierUnavailable(f"Gemini unreachable: {exc}") from exc
         if not produced:
             raise TierUnavailable("Gemini returned no text (blocked or empty answer)")
