@@ -116,13 +116,14 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[Chunk]], k: int = 60, wei
     return [(by_id[cid], scores[cid]) for cid in order]
 
 
-def mmr(query_vec, candidates: list[tuple[Chunk, float]], k: int, lambda_: float = 0.7) -> list[tuple[Chunk, float]]:
-    """Maximal marginal relevance over candidate passages (re-embedded; relevance = cosine to the query)."""
+def mmr(query_vec, candidates: list[tuple[Chunk, float]], k: int, lambda_: float = 0.7, vectors=None):
+    """Maximal marginal relevance over candidate passages (relevance = cosine to the query). `vectors` are the
+    candidates' stored embeddings; without them the passages are embedded again."""
     from medsight.kb.store import embed
 
     if len(candidates) <= 1:
         return candidates[:k]
-    vecs = embed([c.text for c, _ in candidates])
+    vecs = vectors if vectors is not None else embed([c.text for c, _ in candidates])
     rel = vecs @ query_vec
     chosen: list[int] = []
     remaining = list(range(len(candidates)))
@@ -161,13 +162,17 @@ class Retriever:
         lexical = [c for c, _ in self.kb.lexical_index().search(query, self.candidates)]
         return reciprocal_rank_fusion([dense, lexical], weights=self.weights)
 
+    def _diversify(self, query: str, ranked, n: int):
+        from medsight.kb.store import embed
+
+        pool = ranked[:n]
+        return mmr(embed([query])[0], pool, n, vectors=self.kb.stored_embeddings([c.chunk_id for c, _ in pool]))
+
     def retrieve(self, query: str, k: int = 5, per_document: int | None = None) -> list[Passage]:
         """The k best passages; `per_document` caps how many may come from one document."""
         ranked = self.ranked(query)
         if self.mode == "hybrid_mmr":
-            from medsight.kb.store import embed
-
-            ranked = mmr(embed([query])[0], ranked[: max(4 * k, 20)], max(4 * k, 20))
+            ranked = self._diversify(query, ranked, max(4 * k, 20))
         out: list[Passage] = []
         counts: dict[str, int] = {}
         for chunk, score in ranked:
@@ -183,9 +188,7 @@ class Retriever:
         """Document ids in the order their best passage ranks (for document-level recall)."""
         ranked = self.ranked(query)
         if self.mode == "hybrid_mmr":
-            from medsight.kb.store import embed
-
-            ranked = mmr(embed([query])[0], ranked[: max(4 * k, 20)], max(4 * k, 20))
+            ranked = self._diversify(query, ranked, max(4 * k, 20))
         seen: list[str] = []
         for chunk, _ in ranked:
             if chunk.doc_id not in seen:

@@ -178,6 +178,14 @@ class KnowledgeBase:
             self._lexical = LexicalIndex(self.chunks)
         return self._lexical
 
+    def stored_embeddings(self, chunk_ids: list[str]):
+        """The stored vectors of these passages, in the order given (no re-embedding)."""
+        import numpy as np
+
+        got = self.collection.get(ids=list(chunk_ids), include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        return np.asarray([by_id[c] for c in chunk_ids], dtype="float32")
+
     def dense_search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """Top-k passages by cosine similarity (Chroma HNSW)."""
         if len(self) == 0:
