@@ -50,7 +50,14 @@ def _case_from_inputs(image: str | None, note: str | None) -> dict:
         except ImportError:
             analyze_note = None
         if analyze_note is not None:
-            result = analyze_note(text)
+            vision = case.get("vision") or {}
+            kwargs = {}
+            if vision.get("anomaly_score") is not None:
+                kwargs = {"anomaly_score": vision["anomaly_score"], "risk_band": vision.get("risk") or vision.get("risk_band")}
+            try:
+                result = analyze_note(text, **kwargs)
+            except ValueError as exc:  # NoteError: an unusable note is the user's to fix
+                raise UserError(f"the note could not be analysed: {exc}") from exc
             analysed.update(result if isinstance(result, dict) else _as_dict(result))
         case["note"] = analysed
         if "fusion" in analysed:
@@ -61,6 +68,8 @@ def _case_from_inputs(image: str | None, note: str | None) -> dict:
 def _as_dict(obj) -> dict:
     import dataclasses
 
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
     if dataclasses.is_dataclass(obj):
         return dataclasses.asdict(obj)
     return dict(vars(obj)) if hasattr(obj, "__dict__") else {}

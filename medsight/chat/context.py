@@ -61,15 +61,17 @@ class CaseView:
         note = data.get("note") if isinstance(data.get("note"), dict) else data
         view = cls(
             anomaly_score=vision.get("anomaly_score"),
-            risk_band=vision.get("risk_band"),
+            risk_band=vision.get("risk_band") or vision.get("risk"),
             threshold=vision.get("threshold"),
             components=dict(vision.get("components") or {}),
         )
         for ent in note.get("entities") or []:
             if isinstance(ent, dict):
                 label = ent.get("text") or ent.get("entity") or ent.get("name")
-                if ent.get("negated"):
+                if ent.get("negated") or ent.get("assertion") == "absent":
                     label = f"no {label}"
+                elif ent.get("assertion") == "possible":
+                    label = f"possible {label}"
                 if label:
                     view.entities.append(str(label))
             else:
@@ -79,6 +81,8 @@ class CaseView:
             conditions = list(conditions.items())
         for item in conditions:
             if isinstance(item, dict):
+                if item.get("negated"):
+                    continue
                 name = item.get("condition") or item.get("label") or item.get("name")
                 score = item.get("score", item.get("probability"))
             else:
@@ -114,7 +118,9 @@ class CaseView:
         if self.conditions:
             top = ", ".join(f"{n} ({s:.2f})" for n, s in self.conditions[:5])
             out.append(f"Conditions suggested by the note (zero-shot scores): {top}.")
-        if self.fusion:
+        if self.fusion.get("reason"):
+            out.append(f"Image-note fusion: {self.fusion.get('agreement', '')} ({self.fusion['reason']}).")
+        elif self.fusion:
             parts = ", ".join(f"{k} {_num(v)}" for k, v in self.fusion.items() if not isinstance(v, (dict, list)))
             if parts:
                 out.append(f"Image-note fusion: {parts}.")

@@ -77,6 +77,10 @@ def supported_share(body: str, passages, threshold: float = 0.6) -> tuple[int, i
     from medsight.kb.documents import split_sentences
     from medsight.kb.store import embed
 
+    from medsight.chat.tiers import _INTENT_LEADS
+
+    for lead in _INTENT_LEADS.values():  # the extractive tier's framing phrases are not claims
+        body = body.replace(lead, " ")
     sentences = [s for s in split_sentences(body) if len(s.split()) >= 4 and not s.startswith("(")]
     if not sentences:
         return 0, 0

@@ -92,3 +92,20 @@ def test_intents():
     assert detect_intent("How is pneumonia treated?") == "treatment"
     assert detect_intent("What does my result mean?") == "case"
     assert detect_intent("hello") == "greeting"
+
+
+def test_case_view_reads_the_shapes_vision_and_nlp_return():
+    case = {
+        "vision": {"file": "x.png", "anomaly_score": 0.62, "risk": "HIGH", "components": {"recon": 0.5},
+                   "threshold": 0.348, "normal_percentile": 97.0, "gate": {}},
+        "note": {"entities": [{"text": "effusion", "label": "Disease", "assertion": "absent"},
+                              {"text": "consolidation", "label": "Disease", "assertion": "possible"}],
+                 "conditions": [{"name": "pneumonia", "probability": 0.7, "negated": False},
+                                {"name": "pleural effusion", "probability": 0.6, "negated": True}]},
+        "fusion": {"agreement": "consistent", "reason": "note reports consolidation; image anomaly HIGH",
+                   "findings": ["consolidation"], "agreement_score": 0.9},
+    }
+    text = CaseView.from_case(case).render()
+    assert "0.620" in text and "HIGH risk band" in text and "no effusion" in text and "possible consolidation" in text
+    assert "pneumonia (0.70)" in text and "pleural effusion (0.60)" not in text
+    assert "consistent (note reports consolidation" in text
