@@ -10,6 +10,7 @@ agreement between what the note says and the image's anomaly score.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -80,13 +81,12 @@ def load_pipeline(prefer_scispacy: bool = True):
     synonyms = sorted({s for c in CONDITIONS for s in c.synonyms if len(s) > 4 and not s.isupper()})
     add_lexicon_ruler(nlp, extra_disease_terms=synonyms)
     try:
-        import warnings
-
         from scispacy.abbreviation import AbbreviationDetector  # noqa: F401  (registers the factory)
 
-        nlp.add_pipe("abbreviation_detector")
-        # scispaCy's detector warns on every note without a "long form (SF)" definition; that is the normal case.
-        warnings.filterwarnings("ignore", message=r"\[W036\].*'matcher'")
+        detector = nlp.add_pipe("abbreviation_detector")
+        # Its global matcher is empty for notes that define no "long form (SF)" and then warns (W036) on every call;
+        # a pattern that can never match keeps it quiet.
+        detector.global_matcher.add("medsight-never-matches", [[{"ORTH": "\u0000"}]])
     except ImportError:  # scispacy is in requirements.txt; without it abbreviations stay unexpanded
         pass
     add_assertion_pipes(nlp)
@@ -94,7 +94,7 @@ def load_pipeline(prefer_scispacy: bool = True):
 
 
 def _entities(doc) -> list[Entity]:
-    from medsight.nlp.lexicon import medication_class
+    from medsight.nlp.lexicon import medication_class, symptom_ids
     from medsight.nlp.negation import assertion
     from medsight.nlp.zeroshot import condition_of_mention
 
@@ -104,18 +104,23 @@ def _entities(doc) -> list[Entity]:
             expansions[(abbr.start_char, abbr.end_char)] = abbr._.long_form.text
     short_forms = {doc.text[s:e]: lf for (s, e), lf in expansions.items()}
     out = []
+    symptoms = symptom_ids()
     for ent in doc.ents:
+        label, concept_id = ent.label_, ent.ent_id_ if ent.label_ == "SYMPTOM" else ""
+        if label == "Disease" and ent.text.lower() in symptoms:
+            # BC5CDR's Disease type includes symptoms; the HPO vocabulary tells them apart for the note.
+            label, concept_id = "SYMPTOM", symptoms[ent.text.lower()]
         out.append(
             Entity(
                 text=ent.text,
-                label=ent.label_,
+                label=label,
                 start=ent.start_char,
                 end=ent.end_char,
                 assertion=assertion(ent),
                 expansion=short_forms.get(ent.text, ""),
-                medication_class=(medication_class(ent.text) or "") if ent.label_ == "Chemical" else "",
-                concept_id=ent.ent_id_ if ent.label_ == "SYMPTOM" else "",
-                condition=(condition_of_mention(short_forms.get(ent.text, ent.text)) or "") if ent.label_ == "Disease" else "",
+                medication_class=(medication_class(ent.text) or "") if label == "Chemical" else "",
+                concept_id=concept_id,
+                condition=(condition_of_mention(short_forms.get(ent.text, ent.text)) or "") if label == "Disease" else "",
             )
         )
     return out
@@ -132,6 +137,26 @@ def _affirmed_sentences(doc, entities: list[Entity]) -> list[str]:
                 text = text[: start - offset] + text[end - offset :]
         sentences.append(" ".join(text.split()))
     return sentences
+
+
+#: Weight of a hedged ("possible") mention relative to an affirmed one in the zero-shot score.
+POSSIBLE_WEIGHT = 0.85
+
+
+def evidence_units(doc, entities: list[Entity]) -> list[tuple[str, float, str]]:
+    """(text to embed, weight, sentence to show) for the zero-shot scorer: the clauses of each sentence with absent
+    mentions cut out, plus every present (weight 1) or possible (weight POSSIBLE_WEIGHT) Disease mention on its own,
+    so a finding named in a long sentence is not diluted by the rest of it."""
+    units = []
+    for sentence in _affirmed_sentences(doc, entities):
+        for clause in re.split(r"[,;:]", sentence):
+            if re.search(r"[^\W\d_]{3}", clause):
+                units.append((clause.strip(), 1.0, sentence))
+    for e in entities:
+        if e.label == "Disease" and e.assertion != "absent":
+            sentence = next((s.text for s in doc.sents if s.start_char <= e.start < s.end_char), e.text)
+            units.append((e.text, 1.0 if e.assertion == "present" else POSSIBLE_WEIGHT, sentence))
+    return units
 
 
 def analyze_note(text, anomaly_score: float | None = None, risk_band: str | None = None, use_nli: bool = True) -> NoteAnalysis:
@@ -151,7 +176,7 @@ def analyze_note(text, anomaly_score: float | None = None, risk_band: str | None
     conditions = classify_nli(text) if use_nli else None
     backend = "nli:" + "distilbart-mnli" if conditions is not None else "embedding:all-MiniLM-L6-v2"
     if conditions is None:
-        conditions = classify_sentences(_affirmed_sentences(doc, entities), negated, Calibration.load())
+        conditions = classify_sentences(evidence_units(doc, entities), negated, Calibration.load())
     else:
         for c in conditions:
             c.negated = c.name in negated

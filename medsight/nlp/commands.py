@@ -50,6 +50,9 @@ def register(subparsers) -> None:
     bench.add_argument("--out", help="folder for bench.json")
     bench.set_defaults(func=_bench)
 
+    card = sub.add_parser("card", help="write weights/ner/MODEL_CARD.md from the metrics files in weights/ner/")
+    card.set_defaults(func=_card)
+
 
 def _limit_threads() -> None:
     import torch
@@ -190,4 +193,20 @@ def _bench(args) -> int:
     if args.out:
         _write(args.out, "bench.json", result)
     print(json.dumps(result, indent=1))
+    return 0
+
+
+def _card(args) -> int:
+    from medsight.nlp.evaluate import render_model_card
+    from medsight.nlp.ner import MODEL_DIR, WEIGHTS_DIR
+
+    def read(name):
+        path = WEIGHTS_DIR / name
+        return json.loads(path.read_text()) if path.exists() else None
+
+    meta = read("model/meta.json") or {}
+    card = render_model_card(read("metrics_ner.json"), read("metrics_zeroshot.json"), read("bench.json"), meta.get("medsight_train"))
+    path = WEIGHTS_DIR / "MODEL_CARD.md"
+    path.write_text(card, encoding="utf-8")
+    print(f"wrote {path}")
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from medsight.nlp.ner import WEIGHTS_DIR
@@ -80,7 +81,7 @@ def medication_class(name: str) -> str | None:
     if len(word) < 6 or not word.isalpha():
         return None
     for stem in _STEMS_LONGEST_FIRST:
-        if word.endswith(stem) and len(word) > len(stem) + 2:
+        if word.endswith(stem) and len(word) >= len(stem) + 2:
             return MEDICATION_CLASS_STEMS[stem]
     return None
 
@@ -165,9 +166,17 @@ def load_symptom_lexicon(path: str | Path = SYMPTOM_LEXICON_PATH) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["terms"]
 
 
+@lru_cache(maxsize=1)
+def symptom_ids() -> dict[str, str]:
+    """lower-cased symptom term -> HPO id."""
+    return {t["term"]: t["hpo_id"] for t in load_symptom_lexicon()}
+
+
 def add_lexicon_ruler(nlp, extra_disease_terms: list[str] = ()):
-    """EntityRuler for SYMPTOM and ANATOMY (and condition names as Disease) after the statistical NER."""
-    ruler = nlp.add_pipe("entity_ruler", name="lexicon", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": False})
+    """EntityRuler for SYMPTOM and ANATOMY (and condition names as Disease), placed before the statistical NER, which
+    keeps pre-set entities: vocabulary matches win ("productive cough", not "cough"; "mediastinum" is anatomy)."""
+    where = {"before": "ner"} if "ner" in nlp.pipe_names else {}
+    ruler = nlp.add_pipe("entity_ruler", name="lexicon", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": False}, **where)
     patterns = [{"label": "SYMPTOM", "pattern": t["term"], "id": t["hpo_id"]} for t in load_symptom_lexicon()]
     patterns += [{"label": "ANATOMY", "pattern": t} for t in ANATOMY_TERMS]
     patterns += [{"label": "Disease", "pattern": t} for t in extra_disease_terms]

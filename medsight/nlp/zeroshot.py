@@ -78,6 +78,13 @@ CONDITIONS: tuple[Condition, ...] = (
 )
 CONDITION_NAMES = tuple(c.name for c in CONDITIONS)
 
+# Embeddings barely see "normal": "The heart is normal in size" lies close to "enlarged heart". A text that resembles
+# these normal statements more than a condition loses the difference from that condition's score.
+NORMAL_STATEMENTS = (
+    "the heart is normal in size", "normal cardiac silhouette", "the lungs are clear", "normal chest radiograph",
+    "no acute cardiopulmonary abnormality", "mediastinal contours are normal", "normal pulmonary vasculature",
+)
+
 
 @dataclass
 class ConditionScore:
@@ -165,8 +172,9 @@ def load_nli():
     return pipeline("zero-shot-classification", model=path, device=-1)
 
 
-def condition_similarities(sentence_embeddings):
-    """[n_sentences, n_conditions] best cosine of each sentence to any synonym of each condition."""
+def condition_similarities(sentence_embeddings, normal_contrast: bool = True):
+    """[n_sentences, n_conditions] best cosine of each sentence to any synonym of each condition, less how much more
+    the sentence resembles a normal statement (when `normal_contrast`)."""
     import numpy as np
 
     syn_emb, owner = _condition_embeddings()
@@ -174,23 +182,34 @@ def condition_similarities(sentence_embeddings):
     out = np.empty((len(sentence_embeddings), len(CONDITIONS)), dtype="float32")
     for j in range(len(CONDITIONS)):
         out[:, j] = sims[:, owner == j].max(axis=1)
+    if normal_contrast and len(out):
+        normal = (sentence_embeddings @ _normal_embeddings().T).max(axis=1, keepdims=True)
+        out = out - np.maximum(normal - out, 0.0)
     return out
+
+
+@lru_cache(maxsize=1)
+def _normal_embeddings():
+    return embed_sentences(list(NORMAL_STATEMENTS)).astype("float32")
 
 
 def embed_sentences(sentences: list[str]):
     return load_embedder().encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
 
-def classify_sentences(sentences: list[str], negated_conditions: set[str] = frozenset(), calibration: Calibration | None = None) -> list[ConditionScore]:
-    """Embedding backend: `sentences` are the note's sentences with absent mentions already removed."""
+def classify_sentences(units, negated_conditions: set[str] = frozenset(), calibration: Calibration | None = None) -> list[ConditionScore]:
+    """Embedding backend. `units` are texts (or (text, weight, sentence shown as evidence) triples) from the note with
+    absent mentions already removed; a condition's similarity is its best weighted cosine over the units."""
     import numpy as np
 
     calibration = calibration or Calibration.load()
-    sentences = [s for s in sentences if any(c.isalpha() for c in s)]
+    units = [(u, 1.0, u) if isinstance(u, str) else u for u in units]
+    units = [u for u in units if any(c.isalpha() for c in u[0])]
     best = np.zeros(len(CONDITIONS), dtype="float32")
     where = np.full(len(CONDITIONS), -1)
-    if sentences:
-        per_condition = condition_similarities(embed_sentences(sentences))
+    if units:
+        per_condition = condition_similarities(embed_sentences([u[0] for u in units]))
+        per_condition *= np.asarray([u[1] for u in units], dtype="float32")[:, None]
         best = per_condition.max(axis=0)
         where = per_condition.argmax(axis=0)
     scores = []
@@ -201,7 +220,7 @@ def classify_sentences(sentences: list[str], negated_conditions: set[str] = froz
                 name=condition.name,
                 probability=calibration(similarity),
                 similarity=similarity,
-                evidence=sentences[where[j]] if sentences and where[j] >= 0 else "",
+                evidence=units[where[j]][2] if units and where[j] >= 0 else "",
                 negated=condition.name in negated_conditions,
             )
         )
