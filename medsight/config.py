@@ -10,6 +10,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Shipped artefacts (trained heads, calibration, model cards) and, git-ignored, built ones (the VGG16 weights).
 WEIGHTS_DIR = Path(os.environ.get("MEDSIGHT_WEIGHTS", REPO_ROOT / "weights"))
 
+#: Weights built on this machine from verified sources (the VGG16 conversion). Git-ignored.
+BUILT_WEIGHTS_DIR = Path(os.environ.get("MEDSIGHT_BUILT_WEIGHTS", REPO_ROOT / "weights" / "built"))
+
 #: Caches that can be rebuilt (feature caches, downloaded wheels, vector stores). Git-ignored.
 CACHE_DIR = Path(os.environ.get("MEDSIGHT_CACHE", REPO_ROOT / ".cache"))
 

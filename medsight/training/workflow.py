@@ -16,11 +16,11 @@ from medsight.training.features import cached_maps, pool5_gap
 from medsight.training.synthetic import augment, synthesize
 
 SYNTH_SEED, AUG_SEED, SUBSET_SEED = 7, 1, 0
-SYNTH_IMAGES = 3000
+SYNTH_IMAGES = 1500  # training normals that get one synthetic-anomaly view and one augmented view
 #: trainable detectors besides the paper's: name -> (detector kind, configuration)
 DETECTOR_RECIPES = {
     "knn": ("pooled_knn", {"layers": ["relu4_3"], "k": 5}),
-}  # training normals that get one synthetic-anomaly view and one augmented view
+}
 
 
 def _backbone_factory(device: str | None = None):

@@ -53,7 +53,7 @@ class WeightsError(RuntimeError):
 
 
 def weights_path() -> Path:
-    return config.WEIGHTS_DIR / WEIGHTS_FILE
+    return config.BUILT_WEIGHTS_DIR / WEIGHTS_FILE
 
 
 def _sha256(data: bytes) -> str:

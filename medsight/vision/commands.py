@@ -32,6 +32,7 @@ def register(sub) -> None:
     p.add_argument("--detector", action="append", default=None, help="repeatable; default: every trained detector")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--update-docs", action="store_true", help="write the results table into README.md and the model card")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="latency per image: backbone alone vs the whole pipeline")
@@ -99,6 +100,14 @@ def cmd_evaluate(args) -> int:
 
     m = evaluate_manifest(args.manifest, args.out, args.split, args.detector, args.weights, plots=not args.no_plots, limit=args.limit)
     print(f"{m['primary_detector']}: AUROC {m['auroc']:.4f} on {m['n']} images; wrote {Path(args.out) / 'metrics.json'}")
+    if args.update_docs:
+        from medsight import config
+        from medsight.training.docs import results_section, update_file
+
+        cmd = f"medsight evaluate --manifest {args.manifest} --split {args.split} --out {args.out} --update-docs"
+        section = results_section(m, cmd)
+        for doc in (config.REPO_ROOT / "README.md", config.WEIGHTS_DIR / "MODEL_CARD.md"):
+            print(f"{doc}: {'updated' if update_file(doc, section) else 'no results markers, not changed'}")
     return 0
 
 

@@ -24,6 +24,9 @@ class Detector:
     kind = "base"
     #: signal names `signals()` returns besides `score`, in display order
     components: tuple[str, ...] = ()
+    has_anomaly_map = False
+    #: index in VGG16 `features` of the convolution Grad-CAM targets (the last one the detector reads)
+    cam_layer = 28
 
     def __init__(self, name: str, config: dict | None = None):
         self.name = name

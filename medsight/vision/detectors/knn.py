@@ -20,6 +20,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 class PooledKNN(Detector):
     kind = "pooled_knn"
     components = ("knn_distance",)
+    cam_layer = 21  # conv4_3 (relu4_3 is the default layer)
 
     def __init__(self, name: str = "knn", config: dict | None = None):
         super().__init__(name, config)
@@ -44,6 +45,13 @@ class PooledKNN(Detector):
     def signals(self, maps: np.ndarray) -> dict[str, np.ndarray]:
         d = self.distances(self.embed(maps))
         return {"knn_distance": d, "score": d}
+
+    def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Differentiable k-NN distance from backbone taps (for Grad-CAM)."""
+        parts = [torch.nn.functional.normalize(taps[layer].mean(dim=(2, 3)), dim=1) for layer in self.config["layers"]]
+        emb = torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
+        sim = emb @ torch.from_numpy(self.bank).to(emb.device).T
+        return (1 - torch.topk(sim, self.config["k"], dim=1).values).mean(1)
 
     @classmethod
     def fit(cls, fit_maps: np.ndarray, holdout_maps: np.ndarray, name: str = "knn", aug_maps=None, log=print, **config):

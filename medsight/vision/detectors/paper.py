@@ -50,6 +50,17 @@ class PaperDetector(Detector):
         recon_kl = fused_score(r["recon"], r["kl"], np.zeros_like(r["vit"]), stats, (w1, w2, 0.0)) / (w1 + w2)
         return {"recon": r["recon"], "kl": r["kl"], "vit": r["vit"], "recon_kl": recon_kl, "fused": fused, "score": fused}
 
+    def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Differentiable fused score from backbone taps (for Grad-CAM)."""
+        f = torch.nn.functional.max_pool2d(taps["relu5_3"], 2).mean(dim=(2, 3))
+        x = (f - self.feature_mean.to(f.device)) / self.feature_std.to(f.device)
+        mu, logvar = self.vae.encode(x)
+        recon = (self.vae.decode(mu) - x).pow(2).mean(-1)
+        kl = kl_divergence(mu, logvar)
+        st, (w1, w2, w3) = self.config["stats"], self.config["weights"]
+        return (w1 * torch.sigmoid((recon - st["recon_mean"]) / st["recon_std"])
+                + w2 * torch.sigmoid((kl - st["kl_mean"]) / st["kl_std"]) + w3 * self.vit(mu))
+
     @torch.no_grad()
     def latent_attention(self, maps: np.ndarray) -> np.ndarray:
         """[CLS] attention over the 8 latent patches (N x 8); the patches have no spatial layout."""

@@ -1,0 +1,91 @@
+"""Heatmaps with one interface: `explain(pipeline, image, method) -> HxW map in [0, 1]` at the 224x224 input
+geometry (the centre-cropped square the backbone saw).
+
+Methods:
+- `latent_attention`: the paper's map (4.6): [CLS] attention of the ViT's last layer over the 8 latent patches,
+  laid out on a 2x4 grid and upsampled. The latent patches have NO spatial layout: this grid is not a location
+  in the image, and the app says so wherever it shows it.
+- `gradcam`, `gradcam++`: pytorch-grad-cam on the backbone's last convolution the detector reads, with the
+  detector's anomaly score as the target.
+- `anomaly_map`: the detector's own patch-level anomaly (feature distances), where the detector has one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from medsight.imaging.load import LoadedImage
+from medsight.imaging.preprocess import INPUT_SIZE, to_backbone_tensor, to_square
+
+SPATIAL_NOTE = ("The paper's latent-attention map shows attention over 8 patches of the 256-d latent vector, which "
+                "have no spatial layout: the 2x4 grid is not a position in the radiograph.")
+
+
+class _ScoreModel(nn.Module):
+    """image tensor -> detector anomaly score (N, 1), differentiable, for Grad-CAM."""
+
+    def __init__(self, pipeline):
+        super().__init__()
+        self.backbone = pipeline.backbone
+        self.detector = pipeline.detector
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = self.backbone(x)
+        return self.detector.torch_score(taps).reshape(-1, 1)
+
+
+def available_methods(pipeline) -> list[str]:
+    det = pipeline.detector
+    methods = []
+    if hasattr(det, "torch_score"):
+        methods += ["gradcam", "gradcam++"]
+    if det.has_anomaly_map:
+        methods.insert(0, "anomaly_map")
+    if hasattr(det, "latent_attention"):
+        methods.append("latent_attention")
+    return methods
+
+
+def _normalise(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float32)
+    lo, hi = float(m.min()), float(m.max())
+    return np.zeros_like(m) if hi - lo < 1e-12 else (m - lo) / (hi - lo)
+
+
+def _upsample(grid: np.ndarray, mode: str = "bicubic") -> np.ndarray:
+    t = torch.as_tensor(grid, dtype=torch.float32)[None, None]
+    up = torch.nn.functional.interpolate(t, size=(INPUT_SIZE, INPUT_SIZE), mode=mode, align_corners=False)
+    return up[0, 0].numpy()
+
+
+def explain(pipeline, image: LoadedImage | np.ndarray, method: str) -> np.ndarray:
+    gray = to_square(image.pixels if isinstance(image, LoadedImage) else image)
+    det = pipeline.detector
+    if method == "latent_attention":
+        if not hasattr(det, "latent_attention"):
+            raise ValueError(f"detector {det.name!r} has no latent attention")
+        att = det.latent_attention(pipeline.maps([gray]))[0]
+        return _normalise(_upsample(att.reshape(2, 4)))
+    if method == "anomaly_map":
+        amap = det.anomaly_map(pipeline.maps([gray]))
+        if amap is None:
+            raise ValueError(f"detector {det.name!r} has no anomaly map")
+        return _normalise(_upsample(amap[0], "bilinear"))
+    if method in ("gradcam", "gradcam++"):
+        return gradcam(pipeline, gray, plus=method == "gradcam++")
+    raise ValueError(f"unknown explanation method {method!r}")
+
+
+def gradcam(pipeline, gray: np.ndarray, plus: bool = False) -> np.ndarray:
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = _ScoreModel(pipeline).eval()
+    layer = pipeline.backbone.features[pipeline.detector.cam_layer]
+    x = to_backbone_tensor([gray]).to(pipeline.device)
+    cls = GradCAMPlusPlus if plus else GradCAM
+    with torch.enable_grad(), cls(model=model, target_layers=[layer]) as cam:
+        grayscale = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])
+    return _normalise(grayscale[0])
