@@ -1,0 +1,211 @@
+"""The model registry: priority order, budget accounting, LRU eviction, pinning, CPU fallback, concurrent use.
+
+Accounting is tested on CPU against a fake allocator (a small budget, models that "allocate" on the fake GPU);
+the last test checks it against real CUDA allocations and runs only where a GPU is present."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from medsight.registry import EVICTED, LOADED, UNAVAILABLE, ModelRegistry, ModelUnavailable
+
+
+class FakeGPU:
+    def __init__(self):
+        self.allocated = 0.0
+        self.lock = threading.Lock()
+
+    def memory_mb(self) -> float:
+        return self.allocated
+
+    def add(self, mb: float) -> None:
+        with self.lock:
+            self.allocated += mb
+
+
+class FakeModel:
+    """Holds `mb` of fake GPU memory while its device is cuda; `.to()` moves it like a torch module does."""
+
+    def __init__(self, gpu: FakeGPU, mb: float, device: str):
+        self.gpu, self.mb, self.device = gpu, mb, "cpu"
+        self.to(device)
+
+    def to(self, device: str) -> "FakeModel":
+        if device.startswith("cuda") and not self.device.startswith("cuda"):
+            self.gpu.add(self.mb)
+        elif not device.startswith("cuda") and self.device.startswith("cuda"):
+            self.gpu.add(-self.mb)
+        self.device = device
+        return self
+
+
+def make(budget_mb=100.0, device="cuda", models=(("a", 40, 0), ("b", 40, 1), ("c", 40, 2)), calls=None, estimate=0.5):
+    gpu = FakeGPU()
+    reg = ModelRegistry(budget_mb=budget_mb, device=device, cuda_memory=gpu.memory_mb)
+    for key, mb, prio in models:
+        def loader(dev, key=key, mb=mb):
+            if calls is not None:
+                calls.append(key)
+            return FakeModel(gpu, mb, dev)
+        # by default the estimate is off: on "CUDA" the registry must correct it with the measured size
+        reg.register(key, loader, priority=prio, memory_mb=mb * estimate, gpu=True)
+    return reg, gpu
+
+
+def test_background_loads_in_priority_order():
+    calls = []
+    reg, _ = make(budget_mb=1000, models=(("late", 10, 9), ("first", 10, 0), ("middle", 10, 5)), calls=calls)
+    reg.start_background().join(10)
+    assert calls == ["first", "middle", "late"]
+    assert [m["model"] for m in reg.status()["models"]] == ["first", "middle", "late"]
+    assert all(m["state"] == LOADED for m in reg.status()["models"])
+
+
+def test_first_model_usable_while_slow_model_loads():
+    gate = threading.Event()
+    reg = ModelRegistry(budget_mb=100, device="cpu")
+    reg.register("fast", lambda dev: "fast-model", priority=0)
+    reg.register("slow", lambda dev: gate.wait(10) and "slow-model", priority=1)
+    reg.start_background()
+    assert reg.wait("fast", 5)
+    t0 = time.perf_counter()
+    assert reg.get("fast") == "fast-model"
+    status = reg.status()  # must not wait for the slow load
+    assert time.perf_counter() - t0 < 1.0
+    assert {m["model"]: m["state"] for m in status["models"]}["slow"] == "loading"
+    assert status["loading"]
+    gate.set()
+    assert reg.wait("slow", 5) and reg.get("slow") == "slow-model"
+
+
+def test_measured_memory_and_budget_with_lru_eviction():
+    reg, gpu = make(budget_mb=100)
+    reg.get("a")
+    reg.get("b")
+    assert reg.gpu_used_mb() == pytest.approx(80) == gpu.allocated  # measured, not the 20 MB estimates
+    reg.get("a")  # a is now the most recently used
+    reg.get("c")  # needs 40 more: b (least recently used) goes to CPU
+    assert reg.state("b") == EVICTED and reg.state("a") == LOADED and reg.state("c") == LOADED
+    assert gpu.allocated == pytest.approx(80)
+    assert reg.status()["evictions"][-1]["model"] == "b"
+    assert reg.status()["evictions"][-1]["action"] == "moved to CPU"
+    # using b again brings it back and pushes out the least recently used of a, c (a)
+    model_b = reg.get("b")
+    assert model_b.device == "cuda" and reg.state("a") == EVICTED
+    assert gpu.allocated <= 100
+
+
+def test_pinned_models_are_not_evicted_and_newcomer_falls_back_to_cpu():
+    reg, gpu = make(budget_mb=100, models=(("a", 60, 0), ("b", 60, 1)))
+    with reg.use("a") as a:
+        b = reg.get("b")
+        assert a.device == "cuda" and b.device == "cpu"
+        assert "GPU budget" in {m["model"]: m for m in reg.status()["models"]}["b"]["note"]
+    assert gpu.allocated == 60
+
+
+def test_model_larger_than_budget_stays_on_cpu_without_evicting_others():
+    reg, gpu = make(budget_mb=100, models=(("a", 40, 0), ("huge", 500, 1)))
+    reg.get("a")
+    reg.register("huge2", lambda dev: FakeModel(gpu, 500, dev), memory_mb=500, gpu=True)
+    assert reg.get("huge2").device == "cpu"
+    assert reg.state("a") == LOADED and reg.get("a").device == "cuda"
+
+
+def test_cpu_fallback_without_cuda():
+    reg, gpu = make(device="cpu")
+    for key in ("a", "b", "c"):
+        assert reg.get(key).device == "cpu"
+    assert gpu.allocated == 0 and reg.gpu_used_mb() == 0
+    assert reg.status()["cpu_resident_mb"] == pytest.approx(60)  # 3 x 20 MB  # the estimates: nothing to measure on CPU
+
+
+def test_unavailable_model_has_a_reason_and_does_not_stop_the_others():
+    reg = ModelRegistry(budget_mb=100, device="cpu")
+
+    def missing(dev):
+        raise FileNotFoundError("no trained detector 'paper' in /x")
+
+    reg.register("broken", missing, priority=0)
+    reg.register("fine", lambda dev: 1, priority=1)
+    reg.start_background().join(5)
+    assert reg.state("broken") == UNAVAILABLE and reg.state("fine") == LOADED
+    with pytest.raises(ModelUnavailable, match="no trained detector"):
+        reg.get("broken")
+    assert {m["model"]: m["note"] for m in reg.status()["models"]}["broken"].startswith("no trained detector")
+
+
+def test_unload_frees_and_reloads_on_next_use():
+    calls = []
+    reg, gpu = make(calls=calls)
+    reg.get("a")
+    reg.evict("a", unload=True)
+    assert reg.state("a") == EVICTED and reg.gpu_used_mb() == 0
+    assert reg.status()["evictions"][-1]["action"] == "unloaded"
+    assert reg.get("a").device == "cuda" and calls.count("a") == 2
+
+
+def test_concurrent_sessions_load_once_and_respect_the_budget():
+    calls = []
+    reg, gpu = make(budget_mb=100, calls=calls, estimate=1.0)
+    reg.start_background()
+    over_budget, errors = [], []
+
+    def session(seed):
+        rng = random.Random(seed)
+        try:
+            for _ in range(40):
+                with reg.use(rng.choice("abc")) as model:
+                    if gpu.allocated > 100 + 1e-9:
+                        over_budget.append(gpu.allocated)
+                    assert model.device in ("cuda", "cpu")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and not over_budget
+    assert sorted(calls) == ["a", "b", "c"]  # each loader ran exactly once
+    assert all(m["in_use"] == 0 for m in reg.status()["models"])
+    assert reg.gpu_used_mb() == pytest.approx(gpu.allocated)
+
+
+def test_budget_from_environment(monkeypatch):
+    monkeypatch.setenv("MEDSIGHT_GPU_BUDGET_MB", "1234")
+    assert ModelRegistry(device="cpu").budget_mb == 1234
+    monkeypatch.delenv("MEDSIGHT_GPU_BUDGET_MB")
+    assert ModelRegistry(device="cpu").budget_mb == 3500
+
+
+def test_priorities_and_estimates_come_from_the_spec_table():
+    from medsight.specs import MODEL_SPECS
+
+    reg = ModelRegistry(device="cpu")
+    reg.register("vgg16", lambda dev: 0, gpu=True)
+    row = reg.status()["models"][0]
+    assert row["priority"] == MODEL_SPECS["vgg16"].priority and row["estimate_mb"] == MODEL_SPECS["vgg16"].memory_mb
+
+
+def test_real_cuda_allocations_are_accounted():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    mb = 64
+    reg = ModelRegistry(budget_mb=150, device="cuda")
+    for key in ("a", "b", "c"):
+        # 64 MB of fp32 parameters each
+        reg.register(key, lambda dev: torch.nn.Linear(4096, mb * 2**20 // 4 // 4096, bias=False).to(dev), gpu=True, memory_mb=10)
+    base = torch.cuda.memory_allocated() / 2**20
+    reg.get("a"), reg.get("b")
+    assert reg.gpu_used_mb() == pytest.approx(2 * mb, rel=0.05)
+    reg.get("c")  # 3 x 64 > 150: the least recently used (a) moves to CPU
+    assert reg.state("a") == EVICTED and next(reg.get("c").parameters()).is_cuda
+    assert torch.cuda.memory_allocated() / 2**20 - base == pytest.approx(reg.gpu_used_mb(), rel=0.05)
+    assert reg.gpu_used_mb() <= 150
