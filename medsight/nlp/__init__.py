@@ -69,6 +69,30 @@ class NoteAnalysis:
 _LOCK = threading.Lock()
 
 
+def _register_abbreviation_entities():
+    from spacy.language import Language
+
+    if "medsight_abbreviation_entities" in Language.factories:
+        return
+
+    @Language.component("medsight_abbreviation_entities")
+    def abbreviation_entities(doc):
+        """Give each use of a defined abbreviation ("COPD" after "chronic obstructive pulmonary disease (COPD)") the
+        entity type of its long form, so it is typed and negation-checked like the long form."""
+        from spacy.tokens import Span
+        from spacy.util import filter_spans
+
+        added = []
+        for short in doc._.abbreviations:
+            long_form = short._.long_form
+            label = next((e.label_ for e in doc.ents if e.start < long_form.end and long_form.start < e.end), None)
+            if label and not any(e.start < short.end and short.start < e.end for e in doc.ents):
+                added.append(Span(doc, short.start, short.end, label=label))
+        if added:
+            doc.ents = filter_spans(list(doc.ents) + added)
+        return doc
+
+
 @lru_cache(maxsize=2)
 def load_pipeline(prefer_scispacy: bool = True):
     """NER (scispaCy or shipped) + lexicon ruler + abbreviation detector + negation/uncertainty, built once."""
@@ -87,6 +111,8 @@ def load_pipeline(prefer_scispacy: bool = True):
         # Its global matcher is empty for notes that define no "long form (SF)" and then warns (W036) on every call;
         # a pattern that can never match keeps it quiet.
         detector.global_matcher.add("medsight-never-matches", [[{"ORTH": "\u0000"}]])
+        _register_abbreviation_entities()
+        nlp.add_pipe("medsight_abbreviation_entities", after="abbreviation_detector")
     except ImportError:  # scispacy is in requirements.txt; without it abbreviations stay unexpanded
         pass
     add_assertion_pipes(nlp)

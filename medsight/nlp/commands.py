@@ -18,9 +18,10 @@ def register(subparsers) -> None:
     train = sub.add_parser("train-ner", help="train the BC5CDR NER on Training+Development into weights/ner/model")
     train.add_argument("--corpus", default=str(DEFAULT_CORPUS / "bc5cdr"), help="folder with CDR_*.PubTator.txt")
     train.add_argument("--out", help="model folder (default weights/ner/model)")
-    train.add_argument("--epochs", type=int, default=14)
-    train.add_argument("--max-minutes", type=float, default=16.0, help="stop after the epoch that crosses this")
+    train.add_argument("--epochs", type=int, default=12)
+    train.add_argument("--max-minutes", type=float, default=30.0, help="stop after the epoch that crosses this")
     train.add_argument("--dev", action="store_true", help="train on Training only and report Development F1 per epoch")
+    train.add_argument("--resume", action="store_true", help="continue training the model already in --out")
     train.set_defaults(func=_train_ner)
 
     ev = sub.add_parser("eval-ner", help="entity P/R/F1 per type on BC5CDR Test (writes DIR/metrics.json)")
@@ -82,7 +83,7 @@ def _train_ner(args) -> int:
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     print(f"symptom lexicon: {write_symptom_lexicon()}", file=sys.stderr)
-    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes), dev_docs=dev_docs)
+    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes), dev_docs=dev_docs, resume=args.resume)
     print(f"saved NER model to {args.out or MODEL_DIR}")
     return 0
 

@@ -138,6 +138,24 @@ def benchmark(notes: list[str], repeat: int = 1) -> dict:
     return {"notes": n, "seconds": round(seconds, 3), "notes_per_s": round(n / seconds, 2), "chars_per_s": round(chars / seconds)}
 
 
+def _segments(history: list) -> list[float]:
+    """Minutes of each training run in a history that `--resume` appended to (minutes restart at each run)."""
+    ends, last = [], None
+    for row in history:
+        if last is not None and row["minutes"] < last:
+            ends.append(last)
+        last = row["minutes"]
+    return ends + ([last] if last is not None else [])
+
+
+def _runs(history: list) -> int:
+    return len(_segments(history))
+
+
+def _train_minutes(history: list) -> float:
+    return sum(_segments(history))
+
+
 def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, bench: dict | None, train_meta: dict | None) -> str:
     """weights/ner/MODEL_CARD.md from the metrics files the commands wrote (numbers are never typed by hand)."""
     lines = [
@@ -163,7 +181,8 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
             f"- Model: spaCy `Tok2Vec` (MultiHashEmbed NORM/PREFIX/SUFFIX/SHAPE, rows {cfg.get('embed_rows')}, width "
             f"{cfg.get('width')}; MaxoutWindowEncoder depth {cfg.get('depth')}) + `TransitionBasedParser` NER, trained from "
             f"scratch (no pretrained vectors), dropout {cfg.get('dropout')}, Adam lr {cfg.get('learn_rate')}, batch 8.",
-            f"- Epochs run: {len(hist)} ({hist[-1]['minutes'] if hist else '?'} CPU minutes on one shared core).",
+            f"- Epochs run: {len(hist)} in {_runs(hist)} run(s) ({_train_minutes(hist):.0f} minutes on one shared CPU core); "
+            "reproduce with `medsight nlp train-ner` (12 epochs; spaCy on CPU is not bit-for-bit deterministic).",
         ]
     if ner_metrics:
         lines += ["", f"## NER results: {ner_metrics.get('dataset', '')}", "",

@@ -116,14 +116,14 @@ _register_label_case()
 # Training
 @dataclass
 class TrainConfig:
-    epochs: int = 14
+    epochs: int = 12
     width: int = 128
     depth: int = 4
     embed_rows: tuple[int, int, int, int] = (8000, 4000, 4000, 2000)  # NORM, PREFIX, SUFFIX, SHAPE hash tables
     dropout: float = 0.15
     learn_rate: float = 0.001
     seed: int = 0
-    max_minutes: float = 14.0  # stop after the epoch that crosses this (CPU budget)
+    max_minutes: float = 30.0  # stop after the epoch that crosses this (CPU budget)
 
 
 def _ner_model_config(cfg: TrainConfig) -> dict:
@@ -170,8 +170,10 @@ def _examples(nlp, docs) -> list:
     return examples
 
 
-def train_ner(train_docs, out_dir: str | Path, cfg: TrainConfig | None = None, dev_docs=None, progress=print):
-    """Train the CNN NER on annotated documents and save the spaCy pipeline to `out_dir`. Returns a history list."""
+def train_ner(train_docs, out_dir: str | Path, cfg: TrainConfig | None = None, dev_docs=None, progress=print, resume: bool = False):
+    """Train the CNN NER on annotated documents and save the spaCy pipeline to `out_dir`. Returns a history list.
+
+    With `resume`, training continues from the model already in `out_dir` (fresh optimizer state, history appended)."""
     import numpy as np
     from spacy.training import Example  # noqa: F401  (spaCy import side effects before util)
     from spacy.util import fix_random_seed, minibatch
@@ -180,28 +182,35 @@ def train_ner(train_docs, out_dir: str | Path, cfg: TrainConfig | None = None, d
     fix_random_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    nlp = blank_pipeline()
-    ner = nlp.add_pipe("ner", config=_ner_model_config(cfg))
-    for label in NER_LABELS:
-        ner.add_label(label)
-    examples = _examples(nlp, train_docs)
-    optimizer = nlp.initialize(lambda: examples)
+    history: list = []
+    if resume:
+        nlp = load_ner(out_dir, prefer_scispacy=False)
+        history = list(nlp.meta.get("medsight_train", {}).get("history", []))
+        examples = _examples(nlp, train_docs)
+        optimizer = nlp.resume_training()
+    else:
+        nlp = blank_pipeline()
+        ner = nlp.add_pipe("ner", config=_ner_model_config(cfg))
+        for label in NER_LABELS:
+            ner.add_label(label)
+        examples = _examples(nlp, train_docs)
+        optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = cfg.learn_rate
-    history = []
+    first_epoch = len(history)
     t0 = time.time()
     for epoch in range(cfg.epochs):
         random.shuffle(examples)
         losses: dict = {}
         for batch in minibatch(examples, size=8):
             nlp.update(batch, drop=cfg.dropout, sgd=optimizer, losses=losses)
-        row = {"epoch": epoch + 1, "loss": round(losses.get("ner", 0.0), 2), "minutes": round((time.time() - t0) / 60, 2)}
+        row = {"epoch": first_epoch + epoch + 1, "loss": round(losses.get("ner", 0.0), 2), "minutes": round((time.time() - t0) / 60, 2)}
         if dev_docs:
             row["dev_f1"] = round(evaluate_ner(nlp, dev_docs)["f1"], 4)
         history.append(row)
         progress(json.dumps(row))
         _save(nlp, out_dir, cfg, history)  # every epoch, so a stopped run still leaves a usable model
         if row["minutes"] > cfg.max_minutes:
-            progress(f"stopping after epoch {epoch + 1}: over the {cfg.max_minutes}-minute budget")
+            progress(f"stopping after epoch {row['epoch']}: over the {cfg.max_minutes}-minute budget")
             break
     return history
 

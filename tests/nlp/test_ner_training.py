@@ -34,12 +34,12 @@ def test_train_save_load_and_score(tmp_path):
     path = tmp_path / "mini.PubTator.txt"
     path.write_text(PUBTATOR)
     docs = read_pubtator(path)
-    history = train_ner(docs * 4, tmp_path / "model", TrainConfig(epochs=6, width=32, embed_rows=(500, 200, 200, 100)), progress=lambda m: None)
-    assert len(history) == 6
+    history = train_ner(docs * 4, tmp_path / "model", TrainConfig(epochs=10, width=32, embed_rows=(500, 200, 200, 100), learn_rate=0.005), progress=lambda m: None)
+    assert len(history) == 10 and history[-1]["loss"] < history[1]["loss"]
     nlp = load_ner(tmp_path / "model", prefer_scispacy=False)
     metrics = evaluate_ner(nlp, docs)
     assert set(metrics["per_type"]) == {"Chemical", "Disease"}
-    assert metrics["per_type"]["Chemical"]["support"] == 7
+    assert metrics["per_type"]["Chemical"]["support"] == 6
     assert metrics["f1"] > 0.5  # it has memorised its own training text
 
 
