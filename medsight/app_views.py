@@ -1,0 +1,151 @@
+"""Figures and tables the app's pages show, built from library results: plain functions (plotly, pandas), no
+Streamlit, so they are tested without a running app."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from medsight import config
+
+RISK_COLOURS = {"LOW": "#2e7d32", "MEDIUM": "#f9a825", "HIGH": "#c62828"}
+#: what the paper's components are called on screen
+COMPONENT_NAMES = {"recon": "VAE reconstruction error", "kl": "KL divergence", "vit": "ViT anomaly probability",
+                   "recon_kl": "VAE only (recon + KL)", "fused": "fused score", "knn_distance": "kNN distance to normals"}
+ENTITY_COLOURS = {"Disease": "#ffcdd2", "SYMPTOM": "#fff9c4", "ANATOMY": "#c8e6c9", "Chemical": "#bbdefb"}
+
+
+def evaluation_dir() -> Path:
+    """Stored evaluation results (`medsight evaluate` output) for the teaching view; `MEDSIGHT_EVAL_DIR` overrides."""
+    import os
+
+    return Path(os.environ.get("MEDSIGHT_EVAL_DIR", config.REPO_ROOT / "assets" / "evaluation" / "dev"))
+
+
+def calibration_figure(normal_scores, anomaly_score: float, threshold: float, medium: float) -> go.Figure:
+    """Histogram of held-out normal scores with this image's score, the MEDIUM boundary and the threshold."""
+    s = np.asarray(normal_scores, dtype=float)
+    fig = go.Figure(go.Histogram(x=s, nbinsx=40, name="calibration normals", marker_color="#90a4ae", opacity=0.85))
+    for x, text, colour, dash in ((medium, "MEDIUM from", RISK_COLOURS["MEDIUM"], "dot"),
+                                  (threshold, "threshold (HIGH)", RISK_COLOURS["HIGH"], "dash"),
+                                  (anomaly_score, "this image", "#1565c0", "solid")):
+        fig.add_vline(x=x, line_color=colour, line_dash=dash, line_width=3 if text == "this image" else 2,
+                      annotation_text=f"{text} {x:.3f}", annotation_position="top")
+    lo, hi = float(min(s.min(), anomaly_score)), float(max(s.max(), anomaly_score))
+    pad = (hi - lo) * 0.05 or 0.01
+    fig.update_layout(xaxis_title="anomaly score", yaxis_title="held-out normal radiographs", showlegend=False,
+                      xaxis_range=[lo - pad, hi + pad], height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def components_table(components: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"component": COMPONENT_NAMES.get(k, k), "key": k, "value": round(float(v), 4)}
+                         for k, v in components.items()])
+
+
+# -- the teaching view: ROC and a threshold over stored evaluation results --------------------------------------
+@dataclass
+class StoredEvaluation:
+    folder: Path
+    scores: pd.DataFrame  # file, label, ..., score_<detector>
+    metrics: dict
+    detectors: list[str]
+
+    def labels(self) -> np.ndarray:
+        """1 = abnormal (positive), 0 = normal."""
+        return (self.scores["label"] != "normal").astype(int).to_numpy()
+
+    def detector_scores(self, detector: str) -> np.ndarray:
+        return self.scores[f"score_{detector}"].to_numpy(dtype=float)
+
+    def stored_threshold(self, detector: str) -> float | None:
+        m = (self.metrics.get("detectors") or {}).get(detector) or {}
+        return (m.get("confusion") or {}).get("threshold")
+
+
+class EvaluationMissing(FileNotFoundError):
+    """No stored evaluation results in the folder; the message says how to make them."""
+
+
+def load_evaluation(folder: Path | None = None) -> StoredEvaluation:
+    folder = Path(folder or evaluation_dir())
+    scores_path, metrics_path = folder / "scores.csv", folder / "metrics.json"
+    if not scores_path.is_file():
+        raise EvaluationMissing(f"No stored evaluation results in {folder} (expected scores.csv and metrics.json from "
+                                f"`medsight evaluate --out {folder}`; set MEDSIGHT_EVAL_DIR to use another folder).")
+    scores = pd.read_csv(scores_path)
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    detectors = [c[len("score_"):] for c in scores.columns if c.startswith("score_")]
+    if "label" not in scores.columns or not detectors:
+        raise EvaluationMissing(f"{scores_path} has no label or score_<detector> columns.")
+    return StoredEvaluation(folder, scores, metrics, detectors)
+
+
+def operating_point(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
+    """Sensitivity, specificity and the confusion matrix when scores >= threshold are called abnormal."""
+    from medsight.training.metrics import confusion_at
+
+    return confusion_at(y, s, threshold)
+
+
+def roc_figure(y: np.ndarray, s: np.ndarray, point: dict | None = None, name: str = "") -> go.Figure:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(y, s)
+    auc = roc_auc_score(y, s)
+    fig = go.Figure(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} AUROC {auc:.3f}", line_color="#1565c0"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#9e9e9e"), name="chance"))
+    if point:
+        fig.add_trace(go.Scatter(x=[1 - point["specificity"]], y=[point["sensitivity"]], mode="markers",
+                                 marker=dict(size=14, color="#c62828"), name=f"threshold {point['threshold']:.3f}"))
+    fig.update_layout(xaxis_title="1 - specificity (false positive rate)", yaxis_title="sensitivity (true positive rate)",
+                      height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(x=0.45, y=0.05))
+    return fig
+
+
+def confusion_frame(point: dict) -> pd.DataFrame:
+    return pd.DataFrame({"called abnormal": [point["tp"], point["fp"]], "called normal": [point["fn"], point["tn"]]},
+                        index=["truly abnormal", "truly normal"])
+
+
+def highlighted_note_html(text: str, entities) -> str:
+    """The note as HTML with each entity marked by type; negated ones struck through, possible ones italic."""
+    import html
+
+    parts, pos = [], 0
+    for e in sorted(entities, key=lambda e: e.start):
+        if e.start < pos:
+            continue
+        parts.append(html.escape(text[pos:e.start]))
+        style = f"background:{ENTITY_COLOURS.get(e.label, '#eeeeee')};padding:1px 3px;border-radius:3px;"
+        if e.assertion == "absent":
+            style += "text-decoration:line-through;"
+        elif e.assertion == "possible":
+            style += "font-style:italic;"
+        tip = f"{e.label}, {e.assertion}" + (f", = {e.expansion}" if e.expansion else "")
+        parts.append(f'<span class="entity entity-{e.label} assertion-{e.assertion}" style="{style}" title="{html.escape(tip)}">'
+                     f"{html.escape(text[e.start:e.end])}<sub>{html.escape(e.label)}{' (neg)' if e.assertion == 'absent' else ''}</sub></span>")
+        pos = e.end
+    parts.append(html.escape(text[pos:]))
+    return "<div style='line-height:2'>" + "".join(parts).replace("\n", "<br>") + "</div>"
+
+
+def conditions_figure(conditions, top: int = 10) -> go.Figure:
+    rows = list(conditions)[:top][::-1]
+    colours = ["#9e9e9e" if getattr(c, "negated", False) else "#1565c0" for c in rows]
+    fig = go.Figure(go.Bar(x=[c.probability for c in rows], y=[c.name + (" (ruled out)" if getattr(c, "negated", False) else "") for c in rows],
+                           orientation="h", marker_color=colours))
+    fig.update_layout(xaxis_title="probability the note reports it", xaxis_range=[0, 1], height=40 + 28 * len(rows),
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def table_html(df: pd.DataFrame, index: bool = False) -> str:
+    """A plain HTML table. The pages use it instead of st.dataframe, whose Arrow serialisation needs a pyarrow built
+    for the installed NumPy (pyarrow 26 refuses NumPy 1.x, which torch 2.x here is pinned to)."""
+    return df.to_html(index=index, border=0, classes="medsight-table", float_format=lambda v: f"{v:.4f}")

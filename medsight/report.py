@@ -1,0 +1,77 @@
+"""A one-page PDF report of a scored radiograph (fpdf2): the image, its heatmap overlay, the anomaly score with its
+risk band and components, where it sits among calibration normals, the model version and the disclaimer.
+
+Built in memory and returned as bytes: nothing is written to disk."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import numpy as np
+from PIL import Image
+
+
+def _png(rgb_or_gray: np.ndarray) -> io.BytesIO:
+    buf = io.BytesIO()
+    Image.fromarray(rgb_or_gray).save(buf, format="PNG")
+    buf.seek(0)
+    return buf
+
+
+def _latin1(text: str) -> str:
+    # The core PDF fonts are Latin-1; replace anything else rather than fail on a file name.
+    return str(text).replace("\u2013", "-").replace("\u2014", "-").replace("\u2019", "'").encode("latin-1", "replace").decode("latin-1")
+
+
+def build_report(image: np.ndarray, result, model_version: str, disclaimer: str, overlay: np.ndarray | None = None,
+                 heatmap_method: str = "", gate_reasons: list[str] | None = None, title: str = "MedSight anomaly report") -> bytes:
+    """`image`: uint8 grayscale as scored; `result`: a ScoreResult; `overlay`: RGB heatmap overlay (or None)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4", unit="mm")
+    pdf.set_auto_page_break(auto=True, margin=12)
+    pdf.add_page()
+    pdf.set_title(title)
+    pdf.set_creator("MedSight")
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(0, 10, _latin1(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    pdf.cell(0, 5, _latin1(f"Image: {result.file}    Generated: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}"),
+             new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+
+    y = pdf.get_y()
+    pdf.image(_png(image), x=12, y=y, w=88, h=88 * image.shape[0] / image.shape[1] if image.shape[1] else 88)
+    if overlay is not None:
+        pdf.image(_png(overlay), x=108, y=y, w=88, h=88 * overlay.shape[0] / overlay.shape[1])
+    pdf.set_y(y + 90)
+    pdf.set_font("Helvetica", "I", 8)
+    pdf.cell(90, 4, "Radiograph (as scored)")
+    pdf.cell(0, 4, _latin1(f"Heatmap: {heatmap_method}" if overlay is not None else "Heatmap: not computed"),
+             new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+
+    pdf.set_font("Helvetica", "B", 12)
+    pdf.cell(0, 7, _latin1(f"Anomaly score {result.anomaly_score:.3f}  -  risk band {result.risk}"
+                           + ("  (flagged)" if result.flagged else "")), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    rows = [("Threshold (95% specificity on held-out normals)", f"{result.threshold:.3f}"),
+            ("Share of calibration normals scoring lower", f"{result.normal_percentile:.1f}%"),
+            *[(f"Component: {k}", f"{v:.4f}") for k, v in result.components.items()],
+            ("Latency", f"{result.latency_ms:.0f} ms"),
+            ("Model", model_version)]
+    for label, value in rows:
+        pdf.cell(85, 6, _latin1(label), border=1)
+        pdf.multi_cell(0, 6, _latin1(value), border=1, new_x="LMARGIN", new_y="NEXT")
+    if gate_reasons:
+        pdf.ln(2)
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.set_text_color(180, 0, 0)
+        pdf.multi_cell(0, 5, _latin1("Warning: this image may not be a frontal chest X-ray: " + "; ".join(gate_reasons) + "."),
+                       new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+    pdf.ln(3)
+    pdf.set_font("Helvetica", "I", 9)
+    pdf.multi_cell(0, 5, _latin1(disclaimer), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

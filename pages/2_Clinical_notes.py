@@ -1,0 +1,66 @@
+"""Clinical notes: paste or upload a note; entities highlighted by type (negated ones marked), condition scores as
+a chart, and how the note and the image agree."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medsight import app_state as state
+from medsight import app_views as views
+
+registry = state.page_setup("Clinical notes")
+st.title("Clinical notes")
+st.caption("The note is analysed in memory and kept only in this browser session.")
+
+EXAMPLE_NOTE = ("72-year-old with fever and productive cough for 3 days. Right lower lobe consolidation, "
+                "cannot exclude pneumonia. No pleural effusion. No pneumothorax. Heart size normal.")
+
+uploaded = st.file_uploader("Upload a note (.txt)", type=["txt"], key="note_file")
+if uploaded is not None:
+    st.session_state["note_text"] = uploaded.getvalue().decode("utf-8", errors="replace")
+if st.button("Use an example note", key="example_note"):
+    st.session_state["note_text"] = EXAMPLE_NOTE
+text = st.text_area("Clinical note or radiology report", key="note_text", height=160)
+
+if st.button("Analyse the note", type="primary", key="analyse_note"):
+    from medsight.nlp import NoteError, analyze_note
+
+    case = state.case_for_chat().get("vision") or {}
+    try:
+        with st.spinner("Analysing (the first note loads the language models)…"):
+            registry.get("nlp")
+            st.session_state["note_analysis"] = analyze_note(text, anomaly_score=case.get("anomaly_score"),
+                                                             risk_band=case.get("risk_band"))
+    except NoteError as exc:
+        st.session_state.pop("note_analysis", None)
+        st.error(str(exc))
+    except state.ModelUnavailable as exc:
+        state.show_unavailable(exc)
+
+analysis = st.session_state.get("note_analysis")
+if analysis is None:
+    st.stop()
+
+st.subheader("Entities")
+legend = " ".join(f"<span style='background:{c};padding:1px 6px;border-radius:3px'>{label}</span>"
+                  for label, c in views.ENTITY_COLOURS.items())
+st.markdown(legend + " · <s>struck through</s> = negated · <i>italic</i> = possible", unsafe_allow_html=True)
+st.markdown(views.highlighted_note_html(analysis.text, analysis.entities), unsafe_allow_html=True)
+if analysis.negated_conditions:
+    st.caption("Ruled out by the note: " + ", ".join(analysis.negated_conditions))
+
+st.subheader("Conditions the note reports")
+st.plotly_chart(views.conditions_figure(analysis.conditions), width="stretch")
+st.caption(f"Backends: {analysis.backends}")
+
+st.subheader("Note and image")
+if analysis.fusion is None:
+    st.info("Score a radiograph on the Upload & score page, then analyse the note again to compare them.")
+else:
+    fusion = analysis.fusion
+    box = {"consistent": st.success, "discordant": st.warning}.get(fusion.agreement, st.info)
+    box(f"**{fusion.agreement.capitalize()}**: {fusion.reason}")
+    st.caption(f"note abnormality {fusion.note_abnormality:.2f} · image {fusion.image_risk_band} "
+               f"({fusion.image_anomaly_score if fusion.image_anomaly_score is not None else '-'}) · "
+               f"agreement {fusion.agreement_score:.2f}")
+st.caption(state.disclaimer())

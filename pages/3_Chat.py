@@ -1,0 +1,49 @@
+"""Chat about the current case: streamed answers with the source of every retrieved passage, the tier that
+answered, and the disclaimer."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medsight import app_state as state
+
+registry = state.page_setup("Chat")
+st.title("Chat about this case")
+from medsight.chat import DISCLAIMER, chat  # noqa: E402
+
+case = state.case_for_chat()
+if case:
+    vision = case.get("vision")
+    st.caption("Case: " + (f"anomaly score {vision['anomaly_score']:.3f} ({vision['risk_band']})" if vision else "no image score")
+               + (" · clinical note analysed" if "note" in case else " · no note"))
+else:
+    st.caption("No case yet: questions are answered from the knowledge base alone.")
+
+history = st.session_state.setdefault("chat_history", [])
+for message in history:
+    with st.chat_message(message["role"]):
+        st.markdown(message["content"])
+        if message.get("tier"):
+            st.caption(f"answered by: {message['tier']}" + (f" (after: {message['fallbacks']})" if message.get("fallbacks") else ""))
+
+question = st.chat_input("Ask about the case, the score or a condition", key="chat_question")
+if question:
+    with st.chat_message("user"):
+        st.markdown(question)
+    with st.chat_message("assistant"):
+        answer = chat(case, [{"role": m["role"], "content": m["content"]} for m in history], question)
+        text = st.write_stream(iter(answer))
+        fallbacks = "; ".join(f"{tier}: {why}" for tier, why in answer.fallbacks)
+        st.caption(f"answered by: {answer.tier}" + (f" (after: {fallbacks})" if fallbacks else ""))
+        if answer.sources:
+            with st.expander(f"Sources of the {len(answer.sources)} retrieved passages", expanded=True):
+                for i, source in enumerate(answer.sources, 1):
+                    year = f" ({source['year']})" if source.get("year") else ""
+                    st.markdown(f"[{i}] **{source.get('title') or source.get('doc_id')}**{year}: {source.get('citation', '')}")
+    history.append({"role": "user", "content": question})
+    history.append({"role": "assistant", "content": text if isinstance(text, str) else answer.text,
+                    "tier": answer.tier, "fallbacks": fallbacks})
+if history and st.button("Clear the conversation", key="clear_chat"):
+    st.session_state["chat_history"] = []
+    st.rerun()
+st.caption(DISCLAIMER)
