@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "medsight.nlp.commands",  # nlp ...
     "medsight.kb.commands",  # kb ...
     "medsight.chat.commands",  # ask
+    "medsight.imaging.commands",  # gate-fit, gate-eval, explain-eval, stability-eval
 ]
 
 

@@ -1,0 +1,106 @@
+"""CLI subcommands for the out-of-distribution gate (gate-fit, gate-eval) and the heatmap / stability measurements
+(explain-eval, stability-eval)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("gate-fit", help="fit the feature-space OOD check on training normals (weights/ood.*)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--n", type=int, default=2000, help="training normals to use (bank + held-out)")
+    p.add_argument("--out", default=None, help="weights folder (default: weights/)")
+    p.set_defaults(func=cmd_gate_fit)
+
+    p = sub.add_parser("gate-eval", help="OOD gate: detection rate per non-CXR kind, false flags on dev radiographs")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n-dev", type=int, default=400, help="dev radiographs (stratified by label)")
+    p.add_argument("--n-transform", type=int, default=60, help="radiographs per blank/inverted/rotated/... transform")
+    p.add_argument("--weights", default=None)
+    p.set_defaults(func=cmd_gate_eval)
+
+    p = sub.add_parser("explain-eval", help="heatmap faithfulness (deletion / insertion) and lung-field share")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=40, help="abnormal dev images (stratified by label)")
+    p.add_argument("--detector", action="append", default=None, help="repeatable; default: the shipped default")
+    p.set_defaults(func=cmd_explain_eval)
+
+    p = sub.add_parser("stability-eval", help="score change under resampling, JPEG, gamma and window changes")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=200, help="dev images (stratified by label)")
+    p.add_argument("--detector", action="append", default=None, help="repeatable; default: every trained detector")
+    p.add_argument("--weights", default=None)
+    p.set_defaults(func=cmd_stability_eval)
+
+
+def cmd_gate_fit(args) -> int:
+    from medsight.imaging.gate_eval import fit_gate
+
+    fit_gate(args.manifest, args.out, args.n)
+    return 0
+
+
+def cmd_gate_eval(args) -> int:
+    from medsight.imaging.gate_eval import evaluate_gate
+
+    m = evaluate_gate(args.manifest, args.out, args.n_dev, args.n_transform, args.weights)
+    for kind, v in m["detection_rate"].items():
+        print(f"{kind}: flagged {v['combined']:.3f} (statistics {v['stats_only']:.3f}, features {v['ood_only']:.3f}) of {v['n']}")
+    f = m["false_flag_rate_dev"]
+    print(f"dev radiographs: false flags {f['combined']:.3f} (statistics {f['stats_only']:.3f}, features {f['ood_only']:.3f}) of {f['n']}; "
+          f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def _manifest_rows(manifest: str, n: int, abnormal_only: bool):
+    from medsight.training.dataset import read_manifest
+    from medsight.training.stability import sample_for_stability
+
+    df = read_manifest(manifest, "dev")
+    if abnormal_only:
+        df = df[df["is_normal"] == 0]
+    return sample_for_stability(df, n)
+
+
+def cmd_explain_eval(args) -> int:
+    from medsight.imaging.load import load_image
+    from medsight.vision.commands import _pipeline
+    from medsight.vision.faithfulness import faithfulness
+
+    rows = _manifest_rows(args.manifest, args.n, abnormal_only=True)
+    images = [load_image(p).pixels for p in rows["path"]]
+    out = {}
+    for name in args.detector or [None]:
+        pipe = _pipeline(name)
+        out[pipe.detector.name] = faithfulness(pipe, images, log=print)
+        for method, v in out[pipe.detector.name].items():
+            if method != "_summary":
+                print(f"{pipe.detector.name} {method}: deletion {v['deletion_auc']:.3f} insertion {v['insertion_auc']:.3f} "
+                      f"lung mass {v['lung_mass']:.2f} border mass {v['border_mass']:.2f}")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "metrics.json").write_text(json.dumps({"manifest": args.manifest, "files": list(rows["file"]), "detectors": out}, indent=1))
+    return 0
+
+
+def cmd_stability_eval(args) -> int:
+    from medsight import config
+    from medsight.training.evaluate import available_detectors
+    from medsight.training.stability import stability_of_files
+    from medsight.training.workflow import _backbone_factory
+    from medsight.vision.detectors import load_detector
+
+    weights = Path(args.weights or config.WEIGHTS_DIR)
+    names = args.detector or available_detectors(weights)
+    rows = _manifest_rows(args.manifest, args.n, abnormal_only=False)
+    res = stability_of_files(rows["path"], [load_detector(weights, n) for n in names], _backbone_factory(), progress=True)
+    for name, per in res.items():
+        for p, v in per.items():
+            print(f"{name} {p}: median |delta| {v['median_abs_delta']:.3f} IQR, flips {v['flip_rate']:.3f}")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "metrics.json").write_text(json.dumps({"manifest": args.manifest, "n": int(len(rows)), "detectors": res}, indent=1))
+    return 0

@@ -1,0 +1,125 @@
+"""Fit and measure the out-of-distribution gate: `medsight gate-fit` (feature-space check from training normals)
+and `medsight gate-eval` (detection rate per non-CXR kind, false-flag rate on real dev radiographs)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medsight import config
+from medsight.imaging.gate import check_frontal_cxr
+from medsight.imaging.load import LoadedImage, load_image
+
+
+def _backbone():
+    from medsight.vision.backbone import load_backbone
+
+    return load_backbone("auto")
+
+
+def _maps(backbone, images: list[LoadedImage], batch: int = 16) -> np.ndarray:
+    from medsight.imaging.preprocess import to_backbone_tensor, to_square
+    from medsight.training.features import maps_from_taps
+    from medsight.vision.backbone import forward_taps
+
+    parts = [maps_from_taps(forward_taps(backbone, to_backbone_tensor([to_square(im.pixels) for im in images[i : i + batch]]))).cpu().numpy()
+             for i in range(0, len(images), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0, 1280, 14, 14), np.float32)
+
+
+def train_normal_maps(manifest: str | Path, split: str = "train", n: int = 2000, seed: int = 0, log=print) -> np.ndarray:
+    """Feature maps of up to `n` training normals. Reuses the training feature cache (rows already extracted, read
+    only) when one exists for this split, else extracts the sample into the cache."""
+    from medsight.training.dataset import read_manifest
+    from medsight.training.features import FeatureStore, cached_maps, find_store_dir
+    from medsight.training.workflow import _backbone_factory
+
+    df = read_manifest(manifest, split)
+    df = df[df["is_normal"] == 1].reset_index(drop=True)
+    store_dir = find_store_dir(df["path"], "clean", 0, config.CACHE_DIR / "features")
+    if (store_dir / "done.npy").exists():
+        store = FeatureStore.open(store_dir)
+        done = np.flatnonzero(store.done)
+        pick = np.sort(np.random.default_rng(seed).choice(done, min(n, len(done)), replace=False))
+        log(f"gate-fit: {len(pick)} training normals from the feature cache {store_dir}")
+        return np.asarray(store.maps[pick], dtype=np.float16)
+    sample = df.sample(n=min(n, len(df)), random_state=seed)
+    log(f"gate-fit: extracting features of {len(sample)} training normals")
+    return cached_maps(sample["path"], _backbone_factory())
+
+
+def fit_gate(manifest: str | Path, out_dir: str | Path | None = None, n: int = 2000, log=print) -> dict:
+    from medsight.vision.ood import fit_ood, save_ood
+
+    maps = train_normal_maps(manifest, n=n, log=log)
+    rng = np.random.default_rng(1)
+    hold = np.zeros(len(maps), bool)
+    hold[rng.choice(len(maps), max(50, len(maps) // 5), replace=False)] = True
+    state = fit_ood(maps[~hold], maps[hold])
+    path = save_ood(state, out_dir or config.WEIGHTS_DIR)
+    log(f"gate-fit: bank {state['n_bank']}, threshold {state['threshold']:.4f} "
+        f"(q{state['quantile']} of {state['n_holdout']} held-out normals x {state['margin']}); wrote {path}")
+    return {k: v for k, v in state.items() if k != "bank"}
+
+
+def _stratified(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    per = max(1, n // df["label"].nunique())
+    return pd.concat([g.sample(n=min(per, len(g)), random_state=seed) for _, g in df.groupby("label")]).reset_index(drop=True)
+
+
+def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n_transform: int = 60,
+                  weights_dir: str | Path | None = None, seed: int = 0, log=print) -> dict:
+    """Run the gate (image statistics, feature check, both) on real dev radiographs and on non-CXR images."""
+    from medsight.imaging.ood_samples import TRANSFORMS, package_samples, transformed
+    from medsight.training.dataset import read_manifest
+    from medsight.vision.ood import load_ood, ood_check
+
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = load_ood(weights_dir or config.WEIGHTS_DIR)
+    if state is None:
+        log("gate-eval: no weights/ood.json: measuring image statistics only (run `medsight gate-fit`)")
+    dev = _stratified(read_manifest(manifest, "dev"), n_dev, seed)
+    dev_images = [load_image(p) for p in dev["path"]]
+    sets: dict[str, list[tuple[str, LoadedImage]]] = {"dev_radiograph": list(zip(dev["file"], dev_images))}
+    sets.update(package_samples())
+    base_idx = np.random.default_rng(seed).choice(len(dev_images), min(n_transform, len(dev_images)), replace=False)
+    base = [dev_images[i] for i in base_idx]
+    for kind in TRANSFORMS:
+        sets[kind] = [(f"{kind}:{dev['file'][i]}", im) for i, im in zip(base_idx, transformed(base, kind, seed))]
+    backbone = _backbone() if state is not None else None
+    rows = []
+    for kind, items in sets.items():
+        if not items:
+            continue
+        oods = ood_check(_maps(backbone, [im for _, im in items]), state) if state is not None else [None] * len(items)
+        for (name, im), ood in zip(items, oods):
+            stats = check_frontal_cxr(im)
+            both = check_frontal_cxr(im, ood)
+            rows.append({"kind": kind, "name": name, "flag_stats": not stats.ok, "flag_ood": bool(ood and ood["ood"]),
+                         "flag": not both.ok, "ood_distance": ood["ood_distance"] if ood else None,
+                         "reasons": " | ".join(both.reasons)})
+        log(f"gate-eval: {kind}: {len(items)} images")
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / "gate_results.csv", index=False)
+    dev_rows = table[table["kind"] == "dev_radiograph"].copy()
+    dev_rows["label"] = dev["label"].to_numpy()
+    dev_rows["source"] = dev["source"].to_numpy()
+    rate = lambda d, col="flag": float(d[col].mean()) if len(d) else None  # noqa: E731
+    metrics = {
+        "manifest": str(manifest), "ood_state": ({k: v for k, v in state.items() if k != "bank"} if state else None),
+        "false_flag_rate_dev": {"combined": rate(dev_rows), "stats_only": rate(dev_rows, "flag_stats"),
+                                "ood_only": rate(dev_rows, "flag_ood"), "n": int(len(dev_rows)),
+                                "by_label": {k: rate(g) for k, g in dev_rows.groupby("label")},
+                                "by_source": {k: rate(g) for k, g in dev_rows.groupby("source")}},
+        "detection_rate": {kind: {"combined": rate(g), "stats_only": rate(g, "flag_stats"), "ood_only": rate(g, "flag_ood"), "n": int(len(g))}
+                           for kind, g in table[table["kind"] != "dev_radiograph"].groupby("kind", sort=False)},
+        "seconds": round(time.time() - t0, 1),
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics

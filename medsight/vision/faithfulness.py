@@ -1,0 +1,133 @@
+"""Is a heatmap faithful to the anomaly score, and does it point at the lungs?
+
+Deletion: replace the most salient pixels (per the map) by a blurred copy of the image, in growing fractions, and
+track the detector's score; a faithful map makes the score fall fastest, so a lower area is better. Insertion: start
+from the blurred image and put back the most salient pixels first; a faithful map restores the score fastest.
+Scores are expressed relative to the clean image's score, in units of the held-out normal-score IQR, and every method
+is compared with a smooth random map on the same image (the baseline a map has to beat).
+Location: the share of each map's mass inside a rough lung-field box and in the image's outer border band, against
+those regions' share of the area (what a uniform map would give).
+
+Caveat: blurring is itself a change the detector may score as anomalous, so the whole-image blur shift is reported.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from medsight.imaging.preprocess import INPUT_SIZE, to_square
+
+#: default fractions of pixels replaced (0 and 1 are shared by every method)
+FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
+BLUR_SIGMA = 10.0
+#: rough lung-field box in the 224x224 centre crop (rows, columns as fractions): apices to costophrenic angles
+LUNG_BOX = (0.12, 0.85, 0.10, 0.90)
+BORDER = 0.08  # outer band (fraction of the side) where markers, text and collimation edges sit
+
+
+def blurred(gray: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
+    return cv2.GaussianBlur(gray, (0, 0), sigma)
+
+
+def random_map(seed: int, grid: int = 7) -> np.ndarray:
+    """A smooth random saliency map (uniform noise on a coarse grid, bicubic upsampling): the baseline."""
+    g = np.random.default_rng(seed).random((grid, grid)).astype(np.float32)
+    m = cv2.resize(g, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_CUBIC)
+    return (m - m.min()) / max(float(m.max() - m.min()), 1e-8)
+
+
+def _order(saliency: np.ndarray, seed: int) -> np.ndarray:
+    # tiny noise breaks ties (flat regions of a map) in a seeded, unbiased way
+    noise = np.random.default_rng(seed).random(saliency.size) * 1e-6
+    return np.argsort(-(saliency.ravel().astype(np.float64) + noise), kind="stable")
+
+
+def masked_views(gray: np.ndarray, saliency: np.ndarray, fractions: Sequence[float], mode: str, seed: int = 0,
+                 base: np.ndarray | None = None) -> list[np.ndarray]:
+    """Images with the top `f` most salient pixels replaced (deletion: by `base`, a blur; insertion: the other way)."""
+    base = blurred(gray) if base is None else base
+    order = _order(saliency, seed)
+    src, dst = (base, gray) if mode == "deletion" else (gray, base)
+    out = []
+    for f in fractions:
+        mask = np.zeros(gray.size, dtype=bool)
+        mask[order[: int(round(f * gray.size))]] = True
+        out.append(np.where(mask.reshape(gray.shape), src, dst).astype(np.uint8))
+    return out
+
+
+def map_location(saliency: np.ndarray) -> dict:
+    """Share of the map's mass inside the lung box and in the border band, and those regions' share of the area."""
+    h, w = saliency.shape
+    m = np.clip(np.asarray(saliency, dtype=np.float64), 0, None)
+    total = m.sum() or 1.0
+    t, b, l, r = LUNG_BOX
+    lung = np.zeros((h, w), bool)
+    lung[int(t * h) : int(b * h), int(l * w) : int(r * w)] = True
+    bh, bw = int(BORDER * h), int(BORDER * w)
+    border = np.ones((h, w), bool)
+    border[bh : h - bh, bw : w - bw] = False
+    return {"lung_mass": float(m[lung].sum() / total), "border_mass": float(m[border].sum() / total),
+            "lung_area": float(lung.mean()), "border_area": float(border.mean())}
+
+
+def _auc(fractions: Sequence[float], curve: np.ndarray) -> float:
+    x = np.asarray(fractions, dtype=np.float64)
+    return float(np.sum((curve[1:] + curve[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+
+def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] | None = None,
+                 fractions: Sequence[float] = FRACTIONS, seed: int = 0, log=None) -> dict:
+    """Deletion / insertion AUCs and map location per explanation method (plus "random") for the pipeline's
+    detector, averaged over `images` (uint8 grayscale). Returns {method: {...}} and a "_summary" entry."""
+    from medsight.training.stability import normal_spread
+    from medsight.vision.explain import available_methods, explain
+
+    det = pipeline.detector
+    methods = list(methods or available_methods(pipeline)) + ["random"]
+    spread = normal_spread(det)
+    inner = [f for f in fractions if 0.0 < f < 1.0]
+    per = {m: {"deletion": [], "insertion": [], "location": [], "map_seconds": []} for m in methods}
+    blur_shift = []
+    for i, img in enumerate(images):
+        gray = to_square(np.asarray(img))
+        base = blurred(gray)
+        s_clean, s_blur = (float(v) for v in det.score(pipeline.maps([gray, base])))
+        blur_shift.append((s_blur - s_clean) / spread)
+        views, index = [], []
+        for m in methods:
+            t0 = time.perf_counter()
+            sal = random_map(seed * 1_000_003 + i) if m == "random" else explain(pipeline, gray, m)
+            per[m]["map_seconds"].append(time.perf_counter() - t0)
+            per[m]["location"].append(map_location(sal))
+            for mode in ("deletion", "insertion"):
+                views += masked_views(gray, sal, inner, mode, seed + i, base)
+                index.append((m, mode))
+        scores = np.concatenate([det.score(pipeline.maps(views[j : j + 16])) for j in range(0, len(views), 16)])
+        for k, (m, mode) in enumerate(index):
+            mid = scores[k * len(inner) : (k + 1) * len(inner)]
+            ends = (s_clean, s_blur) if mode == "deletion" else (s_blur, s_clean)
+            curve = (np.concatenate([[ends[0]], mid, [ends[1]]]) - s_clean) / spread
+            per[m][mode].append(_auc([0.0, *inner, 1.0], curve))
+        if log:
+            log(f"[faithfulness {det.name}] {i + 1}/{len(images)} images")
+    out = {}
+    rnd_del, rnd_ins = np.array(per["random"]["deletion"]), np.array(per["random"]["insertion"])
+    for m in methods:
+        d, ins = np.array(per[m]["deletion"]), np.array(per[m]["insertion"])
+        loc = per[m]["location"]
+        out[m] = {"deletion_auc": float(d.mean()), "insertion_auc": float(ins.mean()),
+                  "deletion_minus_random": float((d - rnd_del).mean()), "insertion_minus_random": float((ins - rnd_ins).mean()),
+                  "share_deletion_beats_random": float(np.mean(d < rnd_del)),
+                  "share_insertion_beats_random": float(np.mean(ins > rnd_ins)),
+                  **{k: float(np.mean([x[k] for x in loc])) for k in loc[0]},
+                  "seconds_per_map": float(np.mean(per[m]["map_seconds"])), "n": int(len(d))}
+    out["_summary"] = {"detector": det.name, "n_images": len(images), "fractions": list(fractions),
+                       "blur_sigma": BLUR_SIGMA, "score_unit": "held-out normal-score IQR",
+                       "normal_score_iqr": spread, "median_blur_shift": float(np.median(blur_shift)),
+                       "lung_box": LUNG_BOX, "border_band": BORDER}
+    return out
