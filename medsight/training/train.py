@@ -84,7 +84,7 @@ def _run_phase(model: nn.Module, cfg: PhaseConfig, train_step, val_fn, n_train: 
                 scaler.step(opt)
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
-            total += float(loss)
+            total += float(loss.detach())
         model.eval()
         with torch.no_grad():
             val_loss, val_metric = val_fn()

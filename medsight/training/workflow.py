@@ -20,6 +20,7 @@ SYNTH_IMAGES = 1500  # training normals that get one synthetic-anomaly view and 
 #: trainable detectors besides the paper's: name -> (detector kind, configuration)
 DETECTOR_RECIPES = {
     "knn": ("pooled_knn", {"layers": ["relu4_3"], "k": 5}),
+    "patchcore": ("patchcore", {"layers": ["relu3_3", "relu4_3"]}),
 }
 
 

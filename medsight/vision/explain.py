@@ -84,7 +84,7 @@ def gradcam(pipeline, gray: np.ndarray, plus: bool = False) -> np.ndarray:
 
     model = _ScoreModel(pipeline).eval()
     layer = pipeline.backbone.features[pipeline.detector.cam_layer]
-    x = to_backbone_tensor([gray]).to(pipeline.device)
+    x = to_backbone_tensor([gray]).to(pipeline.device).requires_grad_(True)  # the backbone is frozen
     cls = GradCAMPlusPlus if plus else GradCAM
     with torch.enable_grad(), cls(model=model, target_layers=[layer]) as cam:
         grayscale = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])

@@ -63,10 +63,13 @@ class AnomalyPipeline:
         return maps_from_taps(taps).cpu().numpy()
 
     def score_images(self, images: list[LoadedImage], names: list[str] | None = None) -> list[ScoreResult]:
-        from medsight.imaging.gate import check_frontal_cxr
-
         t0 = time.perf_counter()
         maps = self.maps([im.pixels for im in images])
+        return self._results(images, names, maps, t0)
+
+    def _results(self, images: list[LoadedImage], names: list[str] | None, maps: np.ndarray, t0: float) -> list[ScoreResult]:
+        from medsight.imaging.gate import check_frontal_cxr
+
         sig = self.detector.signals(maps)
         per_image_ms = (time.perf_counter() - t0) * 1000 / max(len(images), 1)
         cal = self.detector.calibration
@@ -86,6 +89,25 @@ class AnomalyPipeline:
                 gate=check_frontal_cxr(im).to_dict(),
             ))
         return out
+
+    def score_with_map(self, source: LoadedImage | str | Path | bytes, name: str | None = None) -> tuple[ScoreResult, np.ndarray, str]:
+        """Score and the detector's cheapest faithful map from one backbone pass: its own patch-level anomaly map
+        where it has one, else Grad-CAM. Returns (result, 224x224 map in [0, 1], method)."""
+        from medsight.vision.explain import explain
+
+        image = source if isinstance(source, LoadedImage) else load_image(source, name)
+        t0 = time.perf_counter()
+        gray = to_square(image.pixels)
+        maps = self.maps([gray])
+        result = self._results([image], [name or "upload"], maps, t0)[0]
+        if self.detector.has_anomaly_map:
+            from medsight.vision.explain import _normalise, _upsample
+
+            heat, method = _normalise(_upsample(self.detector.anomaly_map(maps)[0], "bilinear")), "anomaly_map"
+        else:
+            heat, method = explain(self, gray, "gradcam"), "gradcam"
+        result.latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+        return result, heat, method
 
     def score(self, source: LoadedImage | str | Path | bytes, name: str | None = None) -> ScoreResult:
         image = source if isinstance(source, LoadedImage) else load_image(source, name)

@@ -1,0 +1,98 @@
+"""Feature-space detectors and explanations on real backbone features of a few shared radiographs."""
+
+import numpy as np
+import pytest
+
+from medsight.imaging import load_image
+from medsight.vision.backbone import build_offline_weights, load_backbone
+from medsight.vision.detectors import load_detector
+from medsight.vision.detectors.knn import PooledKNN
+from medsight.vision.detectors.patchcore import PatchCore, greedy_coreset, region_mask
+from medsight.vision.explain import available_methods, explain
+from medsight.vision.pipeline import AnomalyPipeline
+from medsight.vision.render import adaptive_alpha, clinical_lut, render_overlay
+
+
+@pytest.fixture(scope="module")
+def setup(cxr_manifest):
+    import pandas as pd
+
+    df = pd.read_csv(cxr_manifest)
+    normals = df[(df.split == "train")].sample(14, random_state=0)
+    grays = [load_image(cxr_manifest.parent / f).pixels for f in normals.file]
+    build_offline_weights()
+    backbone = load_backbone("offline", "cpu")
+    pipe = AnomalyPipeline.__new__(AnomalyPipeline)
+    pipe.backbone = backbone
+    maps = np.concatenate([pipe.maps(grays[i : i + 7]) for i in (0, 7)])
+    return pipe, grays, maps
+
+
+def test_knn_fits_scores_and_roundtrips(setup, tmp_path):
+    pipe, grays, maps = setup
+    det = PooledKNN.fit(maps[:10], maps[10:], k=3, log=lambda *_: None)
+    assert det.bank.shape == (10, 512)
+    own = det.signals(maps[:10].astype(np.float32))["score"]
+    held = det.signals(maps[10:].astype(np.float32))["score"]
+    assert own.max() < held.min() + 0.05  # bank members are (near-)zero distance from themselves
+    det.save(tmp_path)
+    again = load_detector(tmp_path, "knn")
+    assert np.allclose(again.score(maps[10:].astype(np.float32)), held, atol=1e-3)
+    assert again.calibration.threshold == pytest.approx(det.calibration.threshold)
+
+
+def test_patchcore_map_finds_a_pasted_anomaly(setup):
+    pipe, grays, maps = setup
+    det = PatchCore.fit(maps[:12], maps[12:], bank_images=12, bank_size=800, log=lambda *_: None)
+    assert det.bank.shape == (800, 768)
+    g = grays[12].copy()
+    g[100:150, 60:110] = 255  # a bright square inside the lung field
+    pm = pipe.maps([g])
+    amap = det.anomaly_map(pm)[0]
+    y, x = np.unravel_index(np.argmax(amap), amap.shape)
+    assert 5 <= y <= 10 and 2 <= x <= 8, (y, x)  # the 14x14 cell of the square (rows 100-150, cols 60-110)
+    assert det.score(pm)[0] > det.score(maps[12:13])[0]
+    assert not amap[~region_mask(**det.config["region"])].any()  # borders are never scored
+
+
+def test_greedy_coreset_covers_clusters():
+    import torch
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16)) * 10
+    x = torch.tensor(np.concatenate([c + rng.normal(size=(200, 16)) * 0.1 for c in centres]), dtype=torch.float32)
+    idx = greedy_coreset(x, 5, proj_dim=8)
+    assert len(set((i // 200) for i in idx)) == 5  # one point from every cluster
+
+
+def test_explain_methods_and_rendering(setup):
+    pipe, grays, maps = setup
+    pipe.detector = PatchCore.fit(maps[:12], maps[12:], bank_images=12, bank_size=400, log=lambda *_: None)
+    methods = available_methods(pipe)
+    assert methods[0] == "anomaly_map" and "gradcam" in methods
+    for method in ("anomaly_map", "gradcam"):
+        m = explain(pipe, grays[12], method)
+        assert m.shape == (224, 224) and m.min() >= 0 and m.max() == pytest.approx(1.0)
+    res, heat, method = pipe.score_with_map(load_image(_png(grays[12])))
+    assert method == "anomaly_map" and heat.shape == (224, 224) and res.risk in ("LOW", "MEDIUM", "HIGH")
+    rgb = render_overlay(grays[12], heat, opacity=0.65, threshold=0.2, use_clahe=True, clinical=True)
+    assert rgb.shape == (224, 224, 3) and rgb.dtype == np.uint8
+
+
+def test_clinical_lut_and_alpha():
+    lut = clinical_lut()
+    assert tuple(lut[0]) == (0, 0, 0) and lut[-1][0] == 255 and lut[-1][1] == 255  # black -> bright yellow
+    assert lut[128][0] > lut[128][1] > lut[128][2]  # red/orange in the middle
+    h = np.linspace(0, 1, 101)
+    a = adaptive_alpha(h)
+    assert a[:30].max() == 0 and a[-1] == pytest.approx(0.65)  # only the top 70% glows, max alpha 0.65
+
+
+def _png(gray):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, format="PNG")
+    return buf.getvalue()
