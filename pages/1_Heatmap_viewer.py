@@ -15,7 +15,7 @@ st.title("Heatmap viewer")
 study = state.current_study()
 if study is None:
     st.info("No radiograph yet: upload one or pick a sample on the Upload & score page first.")
-    st.page_link("app.py", label="Go to Upload & score", icon="🩻")
+    st.markdown("[Go to Upload & score](/)")
     st.stop()
 
 detectors = state.available_detectors()

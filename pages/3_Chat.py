@@ -32,7 +32,13 @@ if question:
         st.markdown(question)
     with st.chat_message("assistant"):
         answer = chat(case, [{"role": m["role"], "content": m["content"]} for m in history], question)
-        text = st.write_stream(iter(answer))
+        # Streamed by hand into one placeholder: st.write_stream inspects chunks through Arrow, which this
+        # environment's pyarrow cannot import (see medsight.app_views.table_html).
+        placeholder, text = st.empty(), ""
+        for chunk in answer:
+            text += chunk
+            placeholder.markdown(text + "▌")
+        placeholder.markdown(text)
         fallbacks = "; ".join(f"{tier}: {why}" for tier, why in answer.fallbacks)
         st.caption(f"answered by: {answer.tier}" + (f" (after: {fallbacks})" if fallbacks else ""))
         if answer.sources:
@@ -41,7 +47,7 @@ if question:
                     year = f" ({source['year']})" if source.get("year") else ""
                     st.markdown(f"[{i}] **{source.get('title') or source.get('doc_id')}**{year}: {source.get('citation', '')}")
     history.append({"role": "user", "content": question})
-    history.append({"role": "assistant", "content": text if isinstance(text, str) else answer.text,
+    history.append({"role": "assistant", "content": text,
                     "tier": answer.tier, "fallbacks": fallbacks})
 if history and st.button("Clear the conversation", key="clear_chat"):
     st.session_state["chat_history"] = []
