@@ -65,3 +65,25 @@ def test_store_persists_and_reopens(tmp_path):
     (chunk, score), = again.dense_search("air around the lung", 3)
     assert chunk.doc_id == "d:1" and chunk.metadata["pmid"] == "5" and score > 0.3
     assert again.lexical_index().search("pneumothorax", 1)[0][0].chunk_id == "d:1#0"
+
+
+def test_sparse_bm25_matches_rank_bm25_with_lucene_idf():
+    import math
+
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    from medsight.kb.documents import Chunk
+    from medsight.kb.retrieve import LexicalIndex
+
+    texts = ["pleural effusion blunts the costophrenic angle", "pneumothorax shows a pleural line",
+             "effusion effusion and consolidation", "cardiomegaly enlarges the cardiac silhouette", "lung"]
+    index = LexicalIndex([Chunk(f"{i}#0", str(i), t, {}) for i, t in enumerate(texts)])
+
+    class Lucene(BM25Okapi):
+        def _calc_idf(self, nd):
+            self.idf = {w: math.log(1 + (self.corpus_size - n + 0.5) / (n + 0.5)) for w, n in nd.items()}
+
+    ref = Lucene([tokenize(t) for t in texts])
+    for q in ["pleural effusion", "effusion effusion", "silhouette of the heart", "nothing here"]:
+        assert np.allclose(index.scores(q), ref.get_scores(tokenize(q)))
