@@ -180,7 +180,8 @@ def evidence_units(doc, entities: list[Entity]) -> list[tuple[str, float, str]]:
                 units.append((clause.strip(), 1.0, sentence))
     for e in entities:
         if e.label == "Disease" and e.assertion != "absent":
-            sentence = next((s.text for s in doc.sents if s.start_char <= e.start < s.end_char), e.text)
+            span = doc.char_span(e.start, e.end, alignment_mode="expand")
+            sentence = span.sent.text if span is not None else e.text
             units.append((e.text, 1.0 if e.assertion == "present" else POSSIBLE_WEIGHT, sentence))
     return units
 

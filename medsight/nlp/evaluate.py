@@ -127,15 +127,26 @@ def benchmark(notes: list[str], repeat: int = 1) -> dict:
     from medsight.nlp import analyze_note
 
     analyze_note(notes[0])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = chars = 0
     for _ in range(repeat):
         for note in notes:
             analyze_note(note)
             n += 1
             chars += len(note)
-    seconds = time.perf_counter() - t0
-    return {"notes": n, "seconds": round(seconds, 3), "notes_per_s": round(n / seconds, 2), "chars_per_s": round(chars / seconds)}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # Wall-clock rates depend on what else the machine runs; per-CPU-second rates show the cost of the pipeline itself.
+    return {"notes": n, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "notes_per_s": round(n / seconds, 2),
+            "notes_per_cpu_s": round(n / cpu, 2), "chars_per_s": round(chars / seconds), "load_average_1min": round(_load(), 2)}
+
+
+def _load() -> float:
+    import os
+
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
 
 
 def _segments(history: list) -> list[float]:
@@ -211,8 +222,10 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
         r, l = bench["reports"], bench["longest_note"]
         lines += ["", "## Throughput (`medsight nlp bench`, CPU, torch threads = "
                   f"{bench.get('threads')})", "",
-                  f"- IU reports: {r['notes_per_s']} notes/s ({r['chars_per_s']} characters/s) over {r['notes']} notes.",
-                  f"- Longest accepted note ({l['chars']} characters): {l['seconds']} s."]
+                  f"- IU reports: {r['notes_per_s']} notes/s wall clock ({r['chars_per_s']} characters/s) over {r['notes']} notes; "
+                  f"{r.get('notes_per_cpu_s', '?')} notes per CPU-second (machine load average {r.get('load_average_1min', '?')}).",
+                  f"- Longest accepted note ({l['chars']} characters): {l['seconds']} s wall clock, {l.get('cpu_seconds', '?')} CPU-seconds; "
+                  "time grows linearly with length and the length is capped, so every accepted note finishes in bounded time."]
     lines += [
         "", "## Limits",
         "- Trained on PubMed abstracts: clinical shorthand (\"c/o SOB\", \"RLL\") and misspellings are often missed; the",

@@ -208,7 +208,9 @@ def classify_sentences(units, negated_conditions: set[str] = frozenset(), calibr
     best = np.zeros(len(CONDITIONS), dtype="float32")
     where = np.full(len(CONDITIONS), -1)
     if units:
-        per_condition = condition_similarities(embed_sentences([u[0] for u in units]))
+        distinct = sorted({u[0] for u in units})  # reports repeat themselves; embed each text once
+        row = {t: i for i, t in enumerate(distinct)}
+        per_condition = condition_similarities(embed_sentences(distinct))[[row[u[0]] for u in units]]
         per_condition *= np.asarray([u[1] for u in units], dtype="float32")[:, None]
         best = per_condition.max(axis=0)
         where = per_condition.argmax(axis=0)
