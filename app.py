@@ -15,7 +15,7 @@ from medsight.registry import ModelUnavailable
 from medsight.samples import list_samples, samples_dir
 
 registry = state.page_setup("Upload & score")
-st.title("🩻 MedSight: upload & score")
+st.title("MedSight: upload & score")
 st.caption("Unsupervised chest X-ray anomaly detection for teaching: the model learnt what normal radiographs look "
            "like and scores how unusual a new one is. " + state.disclaimer())
 

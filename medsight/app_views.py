@@ -148,4 +148,4 @@ def conditions_figure(conditions, top: int = 10) -> go.Figure:
 def table_html(df: pd.DataFrame, index: bool = False) -> str:
     """A plain HTML table. The pages use it instead of st.dataframe, whose Arrow serialisation needs a pyarrow built
     for the installed NumPy (pyarrow 26 refuses NumPy 1.x, which torch 2.x here is pinned to)."""
-    return df.to_html(index=index, border=0, classes="medsight-table", float_format=lambda v: f"{v:.4f}")
+    return df.to_html(index=index, border=0, classes="medsight-table", na_rep="-", float_format=lambda v: f"{v:.4g}")

@@ -84,7 +84,7 @@ class ModelEntry:
     def row(self) -> dict:
         return {"model": self.key, "role": self.role, "priority": self.priority, "state": self.state,
                 "device": self.device or "-", "memory_mb": round(self.memory_mb if self.state == LOADED else 0.0, 1),
-                "estimate_mb": round(self.estimate_mb, 1), "load_s": None if self.load_seconds is None else round(self.load_seconds, 2),
+                "estimate_mb": round(self.estimate_mb, 1) if self.estimate_mb else None, "load_s": None if self.load_seconds is None else round(self.load_seconds, 2),
                 "in_use": self.pins, "note": self.error}
 
 
@@ -354,6 +354,9 @@ def build_app_registry(weights_dir=None, budget_mb: float | None = None, device:
     from pathlib import Path
 
     from medsight import config
+
+    import medsight.chat.tiers  # noqa: F401  (cheap imports that register the chat and retrieval specs)
+    import medsight.kb.store  # noqa: F401
 
     weights = Path(weights_dir or config.WEIGHTS_DIR)
     registry = ModelRegistry(budget_mb=budget_mb, device=device)

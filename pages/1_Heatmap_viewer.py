@@ -36,7 +36,10 @@ controls, view = st.columns([1, 3])
 with controls:
     layout = st.radio("Layout", ["Side by side", "One at a time"], key="heatmap_layout")
     if layout == "Side by side":
-        chosen = st.multiselect("Methods", methods, default=methods[:2], key="heatmap_methods")
+        # The paper's map (cheap) beside the first spatial one; Grad-CAM needs a backward pass (seconds on CPU).
+        default = [m for m in ("latent_attention", "anomaly_map") if m in methods][:1] + \
+            [m for m in methods if m != "latent_attention"][:1]
+        chosen = st.multiselect("Methods", methods, default=default, key="heatmap_methods")
     else:
         chosen = [st.selectbox("Method", methods, key="heatmap_method")]
     clinical = st.toggle("Clinical rendering (paper 4.6: black-red-orange-yellow LUT, adaptive alpha)", value=True,
