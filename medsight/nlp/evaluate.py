@@ -209,7 +209,9 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
         lines += ["", "## Zero-shot conditions: IU chest X-ray reports vs MeSH", "",
                   f"{zeroshot_metrics['reports']} reports; backend: {zeroshot_metrics['backend']}.",
                   f"Macro AUROC **{zeroshot_metrics['macro_auroc']:.3f}** with negation handled "
-                  f"({zeroshot_metrics['macro_auroc_without_negation']:.3f} on the raw sentences).", "",
+                  f"({zeroshot_metrics['macro_auroc_without_negation']:.3f} on the raw sentences, "
+                  f"{zeroshot_metrics.get('macro_auroc_without_normal_contrast', float('nan')):.3f} without the normal-statement contrast).",
+                  "See docs/nlp.md for how the scoring variant was chosen (on these same reports).", "",
                   "| condition | AUROC | AUROC without negation | positive reports | MeSH terms |", "|---|---|---|---|---|"]
         for name, m in zeroshot_metrics["per_condition"].items():
             lines.append(f"| {name} | {m['auroc']:.3f} | {m['auroc_without_negation']:.3f} | {m['positives']} | {', '.join(m['mesh'])} |")
@@ -224,7 +226,7 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
                   f"{bench.get('threads')})", "",
                   f"- IU reports: {r['notes_per_s']} notes/s wall clock ({r['chars_per_s']} characters/s) over {r['notes']} notes; "
                   f"{r.get('notes_per_cpu_s', '?')} notes per CPU-second (machine load average {r.get('load_average_1min', '?')}).",
-                  f"- Longest accepted note ({l['chars']} characters): {l['seconds']} s wall clock, {l.get('cpu_seconds', '?')} CPU-seconds; "
+                  f"- Longest note timed ({l['chars']} characters; the limit is 50,000): {l['seconds']} s wall clock, {l.get('cpu_seconds', '?')} CPU-seconds; "
                   "time grows linearly with length and the length is capped, so every accepted note finishes in bounded time."]
     lines += [
         "", "## Limits",
