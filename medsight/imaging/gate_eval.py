@@ -31,6 +31,31 @@ def _maps(backbone, images: list[LoadedImage], batch: int = 16) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 1280, 14, 14), np.float32)
 
 
+def cached_or_computed_maps(paths: list[str], backbone_factory) -> np.ndarray:
+    """Feature maps for `paths`: rows already in any clean-view feature store under the cache (read only, e.g. the
+    dev extraction or `stability-eval`'s sample), the rest through the backbone in memory."""
+    from medsight.training.features import FeatureStore
+
+    paths = [str(p) for p in paths]
+    out = np.zeros((len(paths), 1280, 14, 14), np.float16)
+    have = np.zeros(len(paths), bool)
+    want = {p: i for i, p in enumerate(paths)}
+    for meta_path in sorted((config.CACHE_DIR / "features").glob("*/meta.json")):
+        try:
+            if json.loads(meta_path.read_text()).get("view") != "clean":
+                continue
+            store = FeatureStore.open(meta_path.parent)
+        except (OSError, ValueError):
+            continue
+        rows = [(j, want[f]) for j, f in enumerate(store.files) if f in want and store.done[j] and not have[want[f]]]
+        for j, i in rows:
+            out[i], have[i] = store.maps[j], True
+    missing = np.flatnonzero(~have)
+    if len(missing):
+        out[missing] = _maps(backbone_factory(), [load_image(paths[i]) for i in missing]).astype(np.float16)
+    return out
+
+
 def train_normal_maps(manifest: str | Path, split: str = "train", n: int = 2000, seed: int = 0, log=print) -> np.ndarray:
     """Feature maps of up to `n` training normals. Reuses the training feature cache (rows already extracted, read
     only) when one exists for this split, else extracts the sample into the cache."""
@@ -66,16 +91,13 @@ def fit_gate(manifest: str | Path, out_dir: str | Path | None = None, n: int = 2
     return {k: v for k, v in state.items() if k != "bank"}
 
 
-def _stratified(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    per = max(1, n // df["label"].nunique())
-    return pd.concat([g.sample(n=min(per, len(g)), random_state=seed) for _, g in df.groupby("label")]).reset_index(drop=True)
-
-
 def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n_transform: int = 60,
                   weights_dir: str | Path | None = None, seed: int = 0, log=print) -> dict:
     """Run the gate (image statistics, feature check, both) on real dev radiographs and on non-CXR images."""
     from medsight.imaging.ood_samples import TRANSFORMS, package_samples, transformed
     from medsight.training.dataset import read_manifest
+    from medsight.training.stability import sample_for_stability
+    from medsight.training.workflow import _backbone_factory
     from medsight.vision.ood import load_ood, ood_check
 
     t0 = time.time()
@@ -84,7 +106,7 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
     state = load_ood(weights_dir or config.WEIGHTS_DIR)
     if state is None:
         log("gate-eval: no weights/ood.json: measuring image statistics only (run `medsight gate-fit`)")
-    dev = _stratified(read_manifest(manifest, "dev"), n_dev, seed)
+    dev = sample_for_stability(read_manifest(manifest, "dev"), n_dev, seed)  # same sample as `stability-eval`
     dev_images = [load_image(p) for p in dev["path"]]
     sets: dict[str, list[tuple[str, LoadedImage]]] = {"dev_radiograph": list(zip(dev["file"], dev_images))}
     sets.update(package_samples())
@@ -97,7 +119,12 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
     for kind, items in sets.items():
         if not items:
             continue
-        oods = ood_check(_maps(backbone, [im for _, im in items]), state) if state is not None else [None] * len(items)
+        if state is None:
+            oods = [None] * len(items)
+        else:  # dev radiographs: through the feature cache (shared with `stability-eval`)
+            maps = (cached_or_computed_maps(list(dev["path"]), _backbone_factory()) if kind == "dev_radiograph"
+                    else _maps(backbone, [im for _, im in items]))
+            oods = ood_check(np.asarray(maps, dtype=np.float32), state)
         for (name, im), ood in zip(items, oods):
             stats = check_frontal_cxr(im)
             both = check_frontal_cxr(im, ood)
@@ -111,12 +138,16 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
     dev_rows["label"] = dev["label"].to_numpy()
     dev_rows["source"] = dev["source"].to_numpy()
     rate = lambda d, col="flag": float(d[col].mean()) if len(d) else None  # noqa: E731
+    full = read_manifest(manifest, "dev")
+    stats_all = pd.DataFrame({"label": full["label"], "flag": [not check_frontal_cxr(load_image(p)).ok for p in full["path"]]})
     metrics = {
         "manifest": str(manifest), "ood_state": ({k: v for k, v in state.items() if k != "bank"} if state else None),
         "false_flag_rate_dev": {"combined": rate(dev_rows), "stats_only": rate(dev_rows, "flag_stats"),
                                 "ood_only": rate(dev_rows, "flag_ood"), "n": int(len(dev_rows)),
                                 "by_label": {k: rate(g) for k, g in dev_rows.groupby("label")},
-                                "by_source": {k: rate(g) for k, g in dev_rows.groupby("source")}},
+                                "by_source": {k: rate(g) for k, g in dev_rows.groupby("source")},
+                                "stats_only_all_dev": {"rate": rate(stats_all), "n": int(len(stats_all)),
+                                                       "by_label": {k: rate(g) for k, g in stats_all.groupby("label")}}},
         "detection_rate": {kind: {"combined": rate(g), "stats_only": rate(g, "flag_stats"), "ood_only": rate(g, "flag_ood"), "n": int(len(g))}
                            for kind, g in table[table["kind"] != "dev_radiograph"].groupby("kind", sort=False)},
         "seconds": round(time.time() - t0, 1),

@@ -18,11 +18,14 @@ import torch
 from medsight.training.features import pooled
 
 OOD_NAME = "ood"
-#: shallow + deep pooled features: relu3_3 carries image statistics (texture, noise, contrast), relu5_3 content
-DEFAULT_LAYERS = ("relu3_3", "relu5_3")
+#: pooled features of all three tapped layers: relu3_3 carries image statistics (texture, noise, contrast),
+#: relu4_3 / relu5_3 content and layout (an inverted or upside-down film moves these)
+DEFAULT_LAYERS = ("relu3_3", "relu4_3", "relu5_3")
 DEFAULT_K = 5
+#: threshold = QUANTILE of held-out normal distances x MARGIN. Chosen on dev (docs/vision_extras.md): x1.15 flags 2%
+#: of dev radiographs (pathology and pediatric films sit further out), x1.3 about 0.5%, losing some upside-down films.
 QUANTILE = 0.995
-MARGIN = 1.15
+MARGIN = 1.3
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
