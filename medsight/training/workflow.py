@@ -19,7 +19,20 @@ SYNTH_SEED, AUG_SEED, SUBSET_SEED = 7, 1, 0
 SYNTH_IMAGES = 1500  # training normals that get one synthetic-anomaly view and one augmented view
 #: trainable detectors besides the paper's: name -> (detector kind, configuration)
 DETECTOR_RECIPES = {
-    "knn": ("pooled_knn", {"layers": ["relu4_3"], "k": 5}),
+    "knn": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": False}]}),
+    "knn_centred": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": True},
+                                               {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
+    "knn_fused_2k": ("pooled_knn", {"bank_images": 2000,
+                                    "members": [{"layer": "relu4_3", "region": None, "centred": False},
+                                                {"layer": "relu4_3", "region": None, "centred": True},
+                                                {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
+    "knn_fused": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": False},
+                                             {"layer": "relu4_3", "region": None, "centred": True},
+                                             {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
+    "knn_fused_2k": ("pooled_knn", {"bank_images": 2000,
+                                    "members": [{"layer": "relu4_3", "region": None, "centred": False},
+                                                {"layer": "relu4_3", "region": None, "centred": True},
+                                                {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
     "patchcore": ("patchcore", {"layers": ["relu3_3", "relu4_3"]}),
 }
 

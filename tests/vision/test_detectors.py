@@ -31,7 +31,8 @@ def setup(cxr_manifest):
 def test_knn_fits_scores_and_roundtrips(setup, tmp_path):
     pipe, grays, maps = setup
     det = PooledKNN.fit(maps[:10], maps[10:], k=3, log=lambda *_: None)
-    assert det.bank.shape == (10, 512)
+    assert det.components == ("relu4_3_full",)
+    assert det.banks[0].shape == (10, 512)
     own = det.signals(maps[:10].astype(np.float32))["score"]
     held = det.signals(maps[10:].astype(np.float32))["score"]
     assert own.max() < held.min() + 0.05  # bank members are (near-)zero distance from themselves

@@ -1,14 +1,22 @@
-"""Feature-space k-nearest-neighbour detector: cosine distance from an image's globally pooled backbone features
-to its k nearest training normals (a memory bank). Layers are configurable; relu4_3 is the default."""
+"""Feature-space k-nearest-neighbour detectors on globally pooled backbone features.
+
+Each *member* pools one layer over a region (the whole 14x14 grid, or a lung-field box that leaves out borders,
+markers and collimation), L2-normalises, optionally centres on the training normals' mean (cosine of the
+deviation from the typical normal, which downweights what all films of the training hospital share), and scores
+an image by the mean cosine distance to its k nearest training normals. Several members are fused by summing
+their z-scores, each standardised on held-out normals: weights and thresholds come from normal data only.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from medsight.training.features import pooled
+from medsight.training.features import LAYERS
 from medsight.vision.detectors.base import Detector, register
 from medsight.vision.scoring import Calibration
+
+LUNG_BOX = (3, 12, 2, 12)  # rows 3-11, columns 2-11 of the 14x14 grid
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -16,53 +24,103 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)
 
 
+def pooled_region(maps: np.ndarray, layer: str, region: list | tuple | None) -> np.ndarray:
+    lo, hi = LAYERS[layer]
+    out = []
+    for i in range(0, len(maps), 512):
+        f = np.asarray(maps[i : i + 512, lo:hi], dtype=np.float32)
+        if region is not None:
+            f = f[:, :, region[0] : region[1], region[2] : region[3]]
+        out.append(f.mean(axis=(2, 3)))
+    return np.concatenate(out) if out else np.zeros((0, hi - lo), np.float32)
+
+
 @register
 class PooledKNN(Detector):
     kind = "pooled_knn"
-    components = ("knn_distance",)
-    cam_layer = 21  # conv4_3 (relu4_3 is the default layer)
+    cam_layer = 21  # conv4_3
 
     def __init__(self, name: str = "knn", config: dict | None = None):
         super().__init__(name, config)
-        self.config.setdefault("layers", ["relu4_3"])
+        self.config.setdefault("members", [{"layer": "relu4_3", "region": None, "centred": False}])
         self.config.setdefault("k", 5)
-        self.bank = np.zeros((0, 1), dtype=np.float32)
+        self.banks: list[np.ndarray] = []
+        self.means: list[np.ndarray] = []
+        self.config.setdefault("z", [[0.0, 1.0] for _ in self.config["members"]])
+        self.components = tuple(self._member_name(m) for m in self.config["members"])
+        if "relu3_3" in {m["layer"] for m in self.config["members"]} and len(self.config["members"]) == 1:
+            self.cam_layer = 14
 
-    def embed(self, maps: np.ndarray) -> np.ndarray:
-        parts = [_normalise(pooled(maps, layer)) for layer in self.config["layers"]]
-        return _normalise(np.concatenate(parts, axis=1))
+    @staticmethod
+    def _member_name(m: dict) -> str:
+        return f"{m['layer']}_{'lungs' if m.get('region') else 'full'}{'_centred' if m.get('centred') else ''}"
 
-    def distances(self, emb: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    def _embed(self, maps: np.ndarray, j: int) -> np.ndarray:
+        m = self.config["members"][j]
+        e = _normalise(pooled_region(maps, m["layer"], m.get("region")))
+        return e - self.means[j] if m.get("centred") else e
+
+    def _distances(self, emb: np.ndarray, bank: np.ndarray) -> np.ndarray:
         k = self.config["k"]
+        q, b = torch.nn.functional.normalize(torch.from_numpy(emb), dim=1), torch.nn.functional.normalize(torch.from_numpy(bank), dim=1)
         out = np.empty(len(emb), dtype=np.float32)
-        bank = torch.from_numpy(self.bank)
-        for i in range(0, len(emb), 512):
-            sim = torch.from_numpy(emb[i : i + 512]) @ bank.T
-            top = torch.topk(sim, k + int(exclude_self), dim=1).values[:, int(exclude_self):]
-            out[i : i + 512] = (1 - top).mean(1).numpy()
+        for i in range(0, len(emb), 1024):
+            sim = q[i : i + 1024] @ b.T
+            out[i : i + 1024] = (1 - torch.topk(sim, k, dim=1).values).mean(1).numpy()
         return out
 
     def signals(self, maps: np.ndarray) -> dict[str, np.ndarray]:
-        d = self.distances(self.embed(maps))
-        return {"knn_distance": d, "score": d}
+        out, total = {}, 0.0
+        for j, name in enumerate(self.components):
+            d = self._distances(self._embed(maps, j), self.banks[j])
+            mu, sd = self.config["z"][j]
+            out[name] = d
+            total = total + (d - mu) / sd
+        out["score"] = np.asarray(total / np.sqrt(len(self.components)), dtype=np.float32) if len(self.components) > 1 else out[self.components[0]]
+        return out
 
     def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Differentiable k-NN distance from backbone taps (for Grad-CAM)."""
-        parts = [torch.nn.functional.normalize(taps[layer].mean(dim=(2, 3)), dim=1) for layer in self.config["layers"]]
-        emb = torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
-        sim = emb @ torch.from_numpy(self.bank).to(emb.device).T
-        return (1 - torch.topk(sim, self.config["k"], dim=1).values).mean(1)
+        """Differentiable version of `signals()['score']` from backbone taps (for Grad-CAM)."""
+        total = 0.0
+        for j, m in enumerate(self.config["members"]):
+            f = torch.nn.functional.adaptive_avg_pool2d(taps[m["layer"]], 14)
+            r = m.get("region")
+            if r is not None:
+                f = f[:, :, r[0] : r[1], r[2] : r[3]]
+            e = torch.nn.functional.normalize(f.mean(dim=(2, 3)), dim=1)
+            if m.get("centred"):
+                e = e - torch.from_numpy(self.means[j]).to(e.device)
+            sim = torch.nn.functional.normalize(e, dim=1) @ torch.nn.functional.normalize(torch.from_numpy(self.banks[j]).to(e.device), dim=1).T
+            d = (1 - torch.topk(sim, self.config["k"], dim=1).values).mean(1)
+            mu, sd = self.config["z"][j]
+            total = total + ((d - mu) / sd if len(self.components) > 1 else d)
+        return total / (np.sqrt(len(self.components)) if len(self.components) > 1 else 1.0)
 
     @classmethod
     def fit(cls, fit_maps: np.ndarray, holdout_maps: np.ndarray, name: str = "knn", aug_maps=None, log=print, **config):
         det = cls(name, config)
-        det.bank = np.concatenate([det.embed(fit_maps[i : i + 512].astype(np.float32)) for i in range(0, len(fit_maps), 512)])
-        det.calibration = Calibration.from_normal_scores(det.signals(holdout_maps.astype(np.float32))["score"])
-        log(f"[{name}] memory bank {det.bank.shape}, threshold {det.calibration.threshold:.4f}")
+        n_bank = det.config.get("bank_images")
+        if n_bank and n_bank < len(fit_maps):  # a random subset keeps the shipped file small
+            fit_maps = fit_maps[np.sort(np.random.default_rng(0).choice(len(fit_maps), n_bank, replace=False))]
+        for j, m in enumerate(det.config["members"]):
+            e = _normalise(pooled_region(fit_maps, m["layer"], m.get("region")))
+            mean = e.mean(0)
+            det.means.append(mean.astype(np.float32))
+            det.banks.append((e - mean if m.get("centred") else e).astype(np.float32))
+            d = det._distances(det._embed(holdout_maps, j), det.banks[j])
+            det.config["z"][j] = [float(d.mean()), float(d.std() + 1e-8)]
+        det.calibration = Calibration.from_normal_scores(det.signals(holdout_maps)["score"])
+        log(f"[{name}] {len(det.banks)} member(s), bank {det.banks[0].shape}, threshold {det.calibration.threshold:.4f}")
         return det
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"bank": torch.from_numpy(self.bank.astype(np.float16))}
+        t = {}
+        for j in range(len(self.banks)):
+            t[f"bank{j}"] = torch.from_numpy(self.banks[j].astype(np.float16))
+            t[f"mean{j}"] = torch.from_numpy(self.means[j])
+        return t
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.bank = tensors["bank"].float().numpy()
+        n = len(self.config["members"])
+        self.banks = [tensors[f"bank{j}"].float().numpy() for j in range(n)]
+        self.means = [tensors[f"mean{j}"].numpy() for j in range(n)]
