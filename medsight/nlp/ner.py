@@ -81,6 +81,7 @@ def load_ner(model_dir: str | Path | None = None, prefer_scispacy: bool = True):
 
     if model_dir is None and prefer_scispacy and scispacy_available():
         log.info("using installed scispaCy model %s", SCISPACY_NER_MODEL)
+        _register_label_case()
         nlp = spacy.load(SCISPACY_NER_MODEL, exclude=["parser", "lemmatizer"])
         # scispaCy labels are CHEMICAL / DISEASE; map them onto ours.
         nlp.add_pipe("medsight_label_case", last=True)
@@ -108,8 +109,6 @@ def _register_label_case():
         doc.ents = [Span(doc, e.start, e.end, label=e.label_.title()) for e in doc.ents]
         return doc
 
-
-_register_label_case()
 
 
 # ---------------------------------------------------------------------------------------------------------------

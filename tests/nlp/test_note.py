@@ -42,3 +42,12 @@ def test_note_error_is_a_value_error():
 )
 def test_english_notes_and_terse_clinical_shorthand_pass(good):
     assert validate_note(good)
+
+
+def test_importing_the_package_is_light_and_never_imports_streamlit():
+    import subprocess
+    import sys
+
+    code = "import sys, medsight.nlp; print(sorted(m for m in ('streamlit', 'spacy', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
