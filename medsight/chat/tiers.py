@@ -379,6 +379,14 @@ def best_sentences(question: str, passages, k: int = 3, min_score: float = 0.25)
     return [(candidates[j][0], candidates[j][1], float(sims[j])) for j in chosen]
 
 
+def _cite(sentence: str, n: int) -> str:
+    """'Text.' -> 'Text [n].' (the citation stays inside the sentence it supports)."""
+    sentence = sentence.rstrip()
+    if sentence and sentence[-1] in ".!?":
+        return f"{sentence[:-1]} [{n}]{sentence[-1]}"
+    return f"{sentence} [{n}]."
+
+
 class ExtractiveTier:
     name = "extractive"
 
@@ -402,7 +410,7 @@ class ExtractiveTier:
         found = best_sentences(prompt.question, prompt.passages, self.n_sentences)
         if found:
             parts.append(_INTENT_LEADS.get(intent, _INTENT_LEADS["other"]))
-            parts.extend(f"{s.rstrip()} [{n}]" for s, n, _ in found)
+            parts.extend(_cite(s, n) for s, n, _ in found)
         elif intent != "case":
             parts.append("I found nothing in the knowledge base that answers this question; a clinician or a "
                          "current reference is the right source.")
