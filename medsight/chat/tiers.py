@@ -352,6 +352,10 @@ def detect_intent(question: str) -> str:
     return "other"
 
 
+# "Abstract: BACKGROUND: ...", "METHODS AND FINDINGS: ...", or a stray reference list "1,2 " opening a sentence.
+_SECTION_LABELS = re.compile(r"^(?:(?:Abstract|Text|[A-Z][A-Z ,&/]{2,40}):\s*|\d+(?:[,-]\d+)*\s+(?=[A-Z]))+")
+
+
 def best_sentences(question: str, passages, k: int = 3, min_score: float = 0.25) -> list[tuple[str, int, float]]:
     """(sentence, passage number, score) for the k sentences most similar to the question, one per near-duplicate."""
     from medsight.kb.documents import split_sentences
@@ -363,6 +367,7 @@ def best_sentences(question: str, passages, k: int = 3, min_score: float = 0.25)
         if p.title and body.startswith(p.title):
             body = body[len(p.title):].lstrip(". ")
         for sent in split_sentences(body):
+            sent = _SECTION_LABELS.sub("", sent)
             if 6 <= len(sent.split()) <= 80 and not sent.lower().startswith(("http", "doi", "license")):
                 candidates.append((sent, i))
     if not candidates:

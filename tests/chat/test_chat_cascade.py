@@ -109,3 +109,15 @@ def test_case_view_reads_the_shapes_vision_and_nlp_return():
     assert "0.620" in text and "HIGH risk band" in text and "no effusion" in text and "possible consolidation" in text
     assert "pneumonia (0.70)" in text and "pleural effusion (0.60)" not in text
     assert "consistent (note reports consolidation" in text
+
+
+def test_extractive_sentences_drop_section_labels():
+    from medsight.chat.tiers import best_sentences
+    from medsight.kb.documents import Chunk
+    from medsight.kb.retrieve import Passage
+
+    text = ("Abstract: BACKGROUND: Mother-to-child transmission is the main cause of HIV-1 infection in children. "
+            "1,2 Viruses are the predominant pathogens of respiratory infections in children.")
+    found = best_sentences("main cause of HIV-1 infection in children", [Passage(Chunk("a#0", "a", text, {}), 1.0)], k=2)
+    assert found[0][0].startswith("Mother-to-child transmission")
+    assert all(not s.startswith(("Abstract", "1,2")) for s, _, _ in found)
