@@ -54,6 +54,9 @@ def cmd_gate_eval(args) -> int:
     f = m["false_flag_rate_dev"]
     print(f"dev radiographs: false flags {f['combined']:.3f} (statistics {f['stats_only']:.3f}, features {f['ood_only']:.3f}) of {f['n']}; "
           f"wrote {Path(args.out) / 'metrics.json'}")
+    if "combined_cached_dev" in f:
+        c = f["combined_cached_dev"]
+        print(f"all cached dev radiographs: false flags {c['rate']:.4f} of {c['n']}")
     return 0
 
 

@@ -31,9 +31,9 @@ def _maps(backbone, images: list[LoadedImage], batch: int = 16) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 1280, 14, 14), np.float32)
 
 
-def cached_or_computed_maps(paths: list[str], backbone_factory) -> np.ndarray:
-    """Feature maps for `paths`: rows already in any clean-view feature store under the cache (read only, e.g. the
-    dev extraction or `stability-eval`'s sample), the rest through the backbone in memory."""
+def cached_rows(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(maps, have): feature maps of `paths` found in any clean-view feature store under the cache (read only,
+    e.g. the dev extraction or `stability-eval`'s sample) and a mask of the rows found."""
     from medsight.training.features import FeatureStore
 
     paths = [str(p) for p in paths]
@@ -47,9 +47,16 @@ def cached_or_computed_maps(paths: list[str], backbone_factory) -> np.ndarray:
             store = FeatureStore.open(meta_path.parent)
         except (OSError, ValueError):
             continue
-        rows = [(j, want[f]) for j, f in enumerate(store.files) if f in want and store.done[j] and not have[want[f]]]
-        for j, i in rows:
-            out[i], have[i] = store.maps[j], True
+        for j, f in enumerate(store.files):
+            i = want.get(f)
+            if i is not None and store.done[j] and not have[i]:
+                out[i], have[i] = store.maps[j], True
+    return out, have
+
+
+def cached_or_computed_maps(paths: list[str], backbone_factory) -> np.ndarray:
+    """Feature maps for `paths`: cached rows where there are any, the rest through the backbone in memory."""
+    out, have = cached_rows(paths)
     missing = np.flatnonzero(~have)
     if len(missing):
         out[missing] = _maps(backbone_factory(), [load_image(paths[i]) for i in missing]).astype(np.float16)
@@ -152,5 +159,15 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
                            for kind, g in table[table["kind"] != "dev_radiograph"].groupby("kind", sort=False)},
         "seconds": round(time.time() - t0, 1),
     }
+    if state is not None:  # the feature check on every dev radiograph already in a feature cache (no backbone pass)
+        maps, have = cached_rows(list(full["path"]))
+        idx = np.flatnonzero(have)
+        flags = pd.DataFrame({"label": full["label"].to_numpy()[idx], "flag": [
+            c["ood"] for i in range(0, len(idx), 512) for c in ood_check(np.asarray(maps[idx[i : i + 512]], np.float32), state)]})
+        both = flags.assign(flag=flags["flag"].to_numpy() | stats_all["flag"].to_numpy()[idx])
+        metrics["false_flag_rate_dev"]["ood_only_cached_dev"] = {
+            "rate": rate(flags), "n": int(len(flags)), "by_label": {k: rate(g) for k, g in flags.groupby("label")}}
+        metrics["false_flag_rate_dev"]["combined_cached_dev"] = {
+            "rate": rate(both), "n": int(len(both)), "by_label": {k: rate(g) for k, g in both.groupby("label")}}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
