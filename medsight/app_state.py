@@ -17,22 +17,32 @@ import numpy as np
 import streamlit as st
 
 from medsight.imaging import LoadedImage
+from medsight.vision.pipeline import DEFAULT_DETECTOR
 from medsight.registry import APP_MODELS, ModelRegistry, ModelUnavailable, build_app_registry
 
 log = logging.getLogger(__name__)
 
 APP_TITLE = "MedSight"
-DETECTOR_LABELS = {"paper": "paper: VAE + ViT (the source paper's detector)", "knn": "knn: feature-space k nearest normals"}
+DETECTOR_LABELS = {
+    "paper": "paper: VAE + ViT (the source paper's detector)",
+    "knn": "knn: k nearest normals, pooled relu4_3",
+    "knn_fused": "knn_fused: three k-NN views fused (default, most robust)",
+    "patchcore": "patchcore: patch memory bank in the lung field (own anomaly map)",
+}
 
 
 def preload_keys() -> list[str]:
     """Models loaded in the background at start-up: `MEDSIGHT_PRELOAD` = all (default) | none | comma list."""
     value = os.environ.get("MEDSIGHT_PRELOAD", "all").strip().lower()
+    from medsight import config
+    from medsight.vision.detectors import available_detectors
+
+    keys = ["vgg16", *available_detectors(config.WEIGHTS_DIR), *APP_MODELS[2:]]
     if value == "all":
-        return list(APP_MODELS)
+        return keys
     if value in ("", "none"):
         return []
-    return [k.strip() for k in value.split(",") if k.strip() in APP_MODELS]
+    return [k.strip() for k in value.split(",") if k.strip() in keys]
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,7 +56,7 @@ def get_registry() -> ModelRegistry:
 
 
 @contextmanager
-def vision_pipeline(detector: str = "paper") -> Iterator[Any]:
+def vision_pipeline(detector: str = DEFAULT_DETECTOR) -> Iterator[Any]:
     """An AnomalyPipeline over the shared backbone and detector, pinned on its device while in use.
     Raises ModelUnavailable (one sentence) when the weights are missing."""
     from medsight.vision import AnomalyPipeline
@@ -60,7 +70,10 @@ def available_detectors() -> list[str]:
     """Detectors whose weights exist (the status page explains the others)."""
     from medsight import config
 
-    return [d for d in ("paper", "knn") if (config.WEIGHTS_DIR / f"{d}.json").is_file()]
+    from medsight.vision.detectors import available_detectors as trained
+
+    names = trained(config.WEIGHTS_DIR)
+    return sorted(names, key=lambda d: (d != DEFAULT_DETECTOR, d))
 
 
 def model_version(detector: str) -> str:
@@ -165,7 +178,7 @@ def case_for_chat() -> dict:
     """The current case as plain data for `medsight.chat.chat` and `medsight.nlp` fusion."""
     study, case = current_study(), {}
     if study is not None:
-        detector = st.session_state.get("detector", "paper")
+        detector = st.session_state.get("detector", DEFAULT_DETECTOR)
         result = study.result(detector) or next(iter(study.results.values()), None)
         if result is not None:
             case["vision"] = {"anomaly_score": result.anomaly_score, "risk_band": result.risk, "threshold": result.threshold,

@@ -345,7 +345,7 @@ def _one_sentence(exc: Exception) -> str:
 # -- MedSight's models ---------------------------------------------------------------------------------------------
 #: registry key -> (spec key, what the status page calls it); loaders import lazily so a missing optional package
 #: makes one model unavailable, not the app.
-APP_MODELS = ("vgg16", "paper", "knn", "nlp", "knowledge_base", "chat_local")
+APP_MODELS = ("vgg16", "detectors", "nlp", "knowledge_base", "chat_local")  # "detectors": every trained detector
 
 
 def build_app_registry(weights_dir=None, budget_mb: float | None = None, device: str | None = None) -> ModelRegistry:
@@ -397,11 +397,15 @@ def build_app_registry(weights_dir=None, budget_mb: float | None = None, device:
 
         return load_local_model()
 
-    knn_file = weights / "knn.safetensors"
+    from medsight.vision.detectors import available_detectors
+    from medsight.vision.pipeline import DEFAULT_DETECTOR
+
     registry.register("vgg16", backbone, gpu=True)
-    registry.register("paper", detector("paper"), spec_key="paper_heads", role="the paper's VAE + ViT detector heads (CPU)")
-    registry.register("knn", detector("knn"), priority=2, role="feature-space kNN detector: memory bank of normals (CPU)",
-                      memory_mb=knn_file.stat().st_size / 2**20 * 2 if knn_file.exists() else 30.0)  # fp16 on disk, fp32 loaded
+    for name in available_detectors(weights) or [DEFAULT_DETECTOR]:
+        tensors = weights / f"{name}.safetensors"
+        size_mb = tensors.stat().st_size / 2**20 * 2 if tensors.exists() else 30.0  # fp16 banks on disk, fp32 loaded
+        registry.register(name, detector(name), priority=1 if name == DEFAULT_DETECTOR else 2,
+                          role=f"anomaly detector `{name}` (CPU)", memory_mb=size_mb)
     # Priorities before the spec modules are imported (importing spaCy at start-up would delay the first page).
     registry.register("nlp", nlp, spec_key=("ner_bc5cdr", "zeroshot_minilm"), priority=20,
                       role="clinical-note NER + negation + MiniLM zero-shot conditions (CPU)")

@@ -21,15 +21,10 @@ PAPER_RESULTS = {"auroc": 0.718, "components": {"recon": 0.62, "kl": 0.68, "vit"
                  "data": "COVID-19 Radiography Database: normal vs COVID / lung opacity / viral pneumonia (paper 6.3)"}
 
 
-def available_detectors(weights_dir: Path) -> list[str]:
-    return sorted(p.stem for p in Path(weights_dir).glob("*.json") if (p.with_suffix(".safetensors")).exists()
-                  and "kind" in json.loads(p.read_text()))
-
-
 def evaluate_manifest(manifest: str | Path, out_dir: str | Path, split: str | None = "dev", detectors: list[str] | None = None,
                       weights_dir: str | Path | None = None, primary: str | None = None, plots: bool = True,
                       n_boot: int = 1000, limit: int | None = None, log=print) -> dict:
-    from medsight.vision.detectors import load_detector
+    from medsight.vision.detectors import available_detectors, load_detector
     from medsight.vision.pipeline import DEFAULT_DETECTOR
 
     weights_dir = Path(weights_dir or config.WEIGHTS_DIR)
@@ -60,7 +55,8 @@ def evaluate_manifest(manifest: str | Path, out_dir: str | Path, split: str | No
     metrics.update({"split": split, "manifest": str(manifest), "primary_detector": primary, "detectors": results,
                     "paper_reference": PAPER_RESULTS, "seconds": round(time.time() - t0, 1)})
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
-    pd.DataFrame({"file": df["file"], "label": df["label"], "source": df["source"], "age_group": df["age_group"],
+    # per-image scores, keyed by row order within the split (no file names: results ship without the data)
+    pd.DataFrame({"row": np.arange(len(df)), "label": df["label"], "is_normal": df["is_normal"], "source": df["source"], "age_group": df["age_group"],
                   **{f"score_{n}": s["score"] for n, s in scores.items()}}).to_csv(out_dir / "scores.csv", index=False)
     if plots:
         from medsight.training import plots as P

@@ -62,6 +62,19 @@ class Detector:
         return directory / f"{self.name}.json"
 
 
+def available_detectors(directory: str | Path) -> list[str]:
+    """Names of the trained detectors in a weights folder (a `<name>.json` with a `kind` beside its tensors)."""
+    names = []
+    for meta in sorted(Path(directory).glob("*.json")):
+        if meta.with_suffix(".safetensors").exists():
+            try:
+                if "kind" in json.loads(meta.read_text()):
+                    names.append(meta.stem)
+            except ValueError:
+                continue
+    return names
+
+
 def load_detector(directory: str | Path, name: str) -> Detector:
     directory = Path(directory)
     meta_path = directory / f"{name}.json"

@@ -113,14 +113,23 @@ class PooledKNN(Detector):
         log(f"[{name}] {len(det.banks)} member(s), bank {det.banks[0].shape}, threshold {det.calibration.threshold:.4f}")
         return det
 
+    def _base_key(self, j: int) -> str:
+        m = self.config["members"][j]
+        return f"base.{m['layer']}.{'-'.join(map(str, m['region'])) if m.get('region') else 'full'}"
+
     def tensors(self) -> dict[str, torch.Tensor]:
+        """Members that pool the same layer over the same region share one stored bank (centring is re-applied)."""
         t = {}
         for j in range(len(self.banks)):
-            t[f"bank{j}"] = torch.from_numpy(self.banks[j].astype(np.float16))
+            base = self.banks[j] + self.means[j] if self.config["members"][j].get("centred") else self.banks[j]
+            t.setdefault(self._base_key(j), torch.from_numpy(base.astype(np.float16)))
             t[f"mean{j}"] = torch.from_numpy(self.means[j])
         return t
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         n = len(self.config["members"])
-        self.banks = [tensors[f"bank{j}"].float().numpy() for j in range(n)]
         self.means = [tensors[f"mean{j}"].numpy() for j in range(n)]
+        self.banks = []
+        for j in range(n):
+            base = tensors[self._base_key(j)].float().numpy()
+            self.banks.append(base - self.means[j] if self.config["members"][j].get("centred") else base)

@@ -29,12 +29,14 @@ def greedy_coreset(x: torch.Tensor, n: int, proj_dim: int = 128, seed: int = 0) 
     if x.shape[1] > proj_dim:
         x = x @ (torch.randn(x.shape[1], proj_dim, generator=g) / proj_dim ** 0.5)
     n = min(n, len(x))
-    idx = [int(torch.randint(len(x), (1,), generator=g))]
-    dist = torch.cdist(x, x[idx[-1]][None]).squeeze(1)
+    sq = (x * x).sum(1)  # squared distances as |x|^2 - 2 x.c + |c|^2: one matrix-vector product per step
+    i = int(torch.randint(len(x), (1,), generator=g))
+    idx = [i]
+    dist = sq - 2 * (x @ x[i]) + sq[i]
     for _ in range(n - 1):
         i = int(torch.argmax(dist))
         idx.append(i)
-        dist = torch.minimum(dist, torch.cdist(x, x[i][None]).squeeze(1))
+        dist = torch.minimum(dist, sq - 2 * (x @ x[i]) + sq[i])
     return np.array(idx)
 
 
@@ -93,7 +95,7 @@ class PatchCore(Detector):
 
     @classmethod
     def fit(cls, fit_maps: np.ndarray, holdout_maps: np.ndarray, name: str = "patchcore", aug_maps=None, log=print,
-            bank_images: int = 1500, bank_size: int = 6000, seed: int = 0, **config):
+            bank_images: int = 1500, bank_size: int = 4000, seed: int = 0, **config):
         det = cls(name, config)
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(fit_maps), min(bank_images, len(fit_maps)), replace=False))
