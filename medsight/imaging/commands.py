@@ -92,10 +92,9 @@ def cmd_explain_eval(args) -> int:
 
 def cmd_stability_eval(args) -> int:
     from medsight import config
-    from medsight.training.evaluate import available_detectors
     from medsight.training.stability import stability_of_files
     from medsight.training.workflow import _backbone_factory
-    from medsight.vision.detectors import load_detector
+    from medsight.vision.detectors import available_detectors, load_detector
 
     weights = Path(args.weights or config.WEIGHTS_DIR)
     names = args.detector or available_detectors(weights)
