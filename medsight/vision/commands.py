@@ -104,7 +104,8 @@ def cmd_evaluate(args) -> int:
         from medsight import config
         from medsight.training.docs import results_section, update_file
 
-        cmd = f"medsight evaluate --manifest {args.manifest} --split {args.split} --out {args.out} --update-docs"
+        weights = f" --weights {args.weights}" if args.weights else ""
+        cmd = f"medsight evaluate --manifest {args.manifest} --split {args.split} --out {args.out}{weights} --update-docs"
         section = results_section(m, cmd)
         for doc in (config.REPO_ROOT / "README.md", config.WEIGHTS_DIR / "MODEL_CARD.md"):
             print(f"{doc}: {'updated' if update_file(doc, section) else 'no results markers, not changed'}")
