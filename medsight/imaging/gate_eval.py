@@ -99,8 +99,9 @@ def fit_gate(manifest: str | Path, out_dir: str | Path | None = None, n: int = 2
 
 
 def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n_transform: int = 60,
-                  weights_dir: str | Path | None = None, seed: int = 0, log=print) -> dict:
-    """Run the gate (image statistics, feature check, both) on real dev radiographs and on non-CXR images."""
+                  weights_dir: str | Path | None = None, seed: int = 0, all_dev: bool = True, log=print) -> dict:
+    """Run the gate (image statistics, feature check, both) on real dev radiographs and on non-CXR images.
+    `all_dev`: also the false-flag rate on every dev radiograph (statistics; features where already cached)."""
     from medsight.imaging.ood_samples import TRANSFORMS, package_samples, transformed
     from medsight.training.dataset import read_manifest
     from medsight.training.stability import sample_for_stability
@@ -145,7 +146,7 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
     dev_rows["label"] = dev["label"].to_numpy()
     dev_rows["source"] = dev["source"].to_numpy()
     rate = lambda d, col="flag": float(d[col].mean()) if len(d) else None  # noqa: E731
-    full = read_manifest(manifest, "dev")
+    full = read_manifest(manifest, "dev") if all_dev else dev
     stats_all = pd.DataFrame({"label": full["label"], "flag": [not check_frontal_cxr(load_image(p)).ok for p in full["path"]]})
     metrics = {
         "manifest": str(manifest), "ood_state": ({k: v for k, v in state.items() if k != "bank"} if state else None),
@@ -159,7 +160,7 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
                            for kind, g in table[table["kind"] != "dev_radiograph"].groupby("kind", sort=False)},
         "seconds": round(time.time() - t0, 1),
     }
-    if state is not None:  # the feature check on every dev radiograph already in a feature cache (no backbone pass)
+    if state is not None and all_dev:  # the feature check on every dev radiograph already in a feature cache (no backbone pass)
         maps, have = cached_rows(list(full["path"]))
         idx = np.flatnonzero(have)
         flags = pd.DataFrame({"label": full["label"].to_numpy()[idx], "flag": [

@@ -74,3 +74,21 @@ def test_feature_distance_separates_radiographs_from_other_images(feature_state,
     assert all(c["ood"] for c in checks)
     gate = check_frontal_cxr(others[0], checks[0])
     assert not gate.ok and "ood_distance" in gate.checks and "trained on" in " ".join(gate.reasons)
+
+
+def test_gate_eval_writes_rates_per_kind(cxr_manifest, feature_state, tmp_path, monkeypatch):
+    from medsight import config
+    from medsight.imaging.gate_eval import evaluate_gate
+    from medsight.vision.ood import save_ood
+
+    pytest.importorskip("skimage")
+    _, state, _ = feature_state
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    save_ood(state, tmp_path / "weights")
+    m = evaluate_gate(cxr_manifest, tmp_path / "out", n_dev=5, n_transform=2, weights_dir=tmp_path / "weights",
+                      all_dev=False, log=lambda *_: None)
+    assert (tmp_path / "out" / "metrics.json").exists() and (tmp_path / "out" / "gate_results.csv").exists()
+    rates = m["detection_rate"]
+    assert {"colour_photo", "ct_mr_slice", "blank", "inverted", "upside_down"} <= set(rates)
+    assert rates["colour_photo"]["combined"] == 1.0 and rates["blank"]["combined"] == 1.0
+    assert rates["ct_mr_slice"]["ood_only"] == 1.0 and m["false_flag_rate_dev"]["n"] == 5
