@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from medsight.training.evaluate import PAPER_RESULTS, _fmt, ablation_table
+from medsight.training.evaluate import PAPER_RESULTS, _fmt, ablation_table, stability_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -24,6 +24,10 @@ def results_section(metrics: dict, command: str) -> str:
              f"(TP {c.get('tp')}, FP {c.get('fp')}, TN {c.get('tn')}, FN {c.get('fn')}).", "",
              f"Paper column: the source paper's numbers on different data ({PAPER_RESULTS['data']}; AUROC 0.718, "
              "sensitivity 0.647 / specificity 0.665 at its threshold 0.348). Not a like-for-like comparison."]
+    if any("stability" in d for d in metrics["detectors"].values()):
+        lines += ["", "Stability on a label-stratified dev sample: median |score change| in units of the IQR of held-out "
+                  "normal scores / share of flag flips at the stored threshold, when the same image is resampled, "
+                  "JPEG re-encoded, gamma-changed or re-windowed:", "", stability_table(metrics)]
     return "\n".join(lines)
 
 

@@ -22,17 +22,14 @@ DETECTOR_RECIPES = {
     "knn": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": False}]}),
     "knn_centred": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": True},
                                                {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
-    "knn_fused_2k": ("pooled_knn", {"bank_images": 2000,
-                                    "members": [{"layer": "relu4_3", "region": None, "centred": False},
-                                                {"layer": "relu4_3", "region": None, "centred": True},
-                                                {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
-    "knn_fused": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": False},
+    # the default: the same three views with augmented normals (incl. resampled / re-encoded) in the bank
+    "knn_fused": ("pooled_knn", {"bank_augmented": True,
+                                     "members": [{"layer": "relu4_3", "region": None, "centred": False},
+                                                 {"layer": "relu4_3", "region": None, "centred": True},
+                                                 {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
+    "knn_fused_noaug": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": False},
                                              {"layer": "relu4_3", "region": None, "centred": True},
                                              {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
-    "knn_fused_2k": ("pooled_knn", {"bank_images": 2000,
-                                    "members": [{"layer": "relu4_3", "region": None, "centred": False},
-                                                {"layer": "relu4_3", "region": None, "centred": True},
-                                                {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
     "patchcore": ("patchcore", {"layers": ["relu3_3", "relu4_3"]}),
 }
 

@@ -32,6 +32,7 @@ def register(sub) -> None:
     p.add_argument("--detector", action="append", default=None, help="repeatable; default: every trained detector")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--stability-n", type=int, default=100, help="dev images for the stability metric (0: skip)")
     p.add_argument("--update-docs", action="store_true", help="write the results table into README.md and the model card")
     p.set_defaults(func=cmd_evaluate)
 
@@ -98,7 +99,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from medsight.training.evaluate import evaluate_manifest
 
-    m = evaluate_manifest(args.manifest, args.out, args.split, args.detector, args.weights, plots=not args.no_plots, limit=args.limit)
+    m = evaluate_manifest(args.manifest, args.out, args.split, args.detector, args.weights, plots=not args.no_plots, limit=args.limit,
+                          stability_n=args.stability_n)
     print(f"{m['primary_detector']}: AUROC {m['auroc']:.4f} on {m['n']} images; wrote {Path(args.out) / 'metrics.json'}")
     if args.update_docs:
         from medsight import config

@@ -42,17 +42,20 @@ class ScoreResult:
 
 
 class AnomalyPipeline:
-    def __init__(self, backbone: VGG16Taps, detector: Detector):
+    def __init__(self, backbone: VGG16Taps, detector: Detector, ood_state: dict | None = None):
         self.backbone = backbone
         self.detector = detector
+        self.ood_state = ood_state  # feature-space "is this a chest film?" check (medsight.vision.ood), optional
         if detector.calibration is None:
             raise ValueError(f"detector {detector.name!r} has no calibration")
 
     @classmethod
     def load(cls, detector: str = DEFAULT_DETECTOR, device: str | None = None, weights_dir: str | Path | None = None,
              backbone_source: str = "auto") -> "AnomalyPipeline":
+        from medsight.vision.ood import load_ood
+
         directory = Path(weights_dir or config.WEIGHTS_DIR)
-        return cls(load_backbone(backbone_source, device), load_detector(directory, detector))
+        return cls(load_backbone(backbone_source, device), load_detector(directory, detector), load_ood(directory))
 
     @property
     def device(self) -> str:
@@ -70,8 +73,10 @@ class AnomalyPipeline:
 
     def _results(self, images: list[LoadedImage], names: list[str] | None, maps: np.ndarray, t0: float) -> list[ScoreResult]:
         from medsight.imaging.gate import check_frontal_cxr
+        from medsight.vision.ood import ood_check
 
         sig = self.detector.signals(maps)
+        oods = ood_check(maps, self.ood_state) if getattr(self, "ood_state", None) else [None] * len(images)
         per_image_ms = (time.perf_counter() - t0) * 1000 / max(len(images), 1)
         cal = self.detector.calibration
         out = []
@@ -87,7 +92,7 @@ class AnomalyPipeline:
                 latency_ms=round(per_image_ms, 2),
                 detector=self.detector.name,
                 flagged=bool(score >= cal.threshold),
-                gate=check_frontal_cxr(im).to_dict(),
+                gate=check_frontal_cxr(im, oods[i]).to_dict(),
             ))
         return out
 

@@ -95,6 +95,6 @@ def colour_photo() -> bytes:
 
 @pytest.fixture(scope="session")
 def reference_pipeline(weights_ready):
-    from medsight.vision import AnomalyPipeline
+    from medsight.vision import DEFAULT_DETECTOR, AnomalyPipeline
 
-    return AnomalyPipeline.load("paper")
+    return AnomalyPipeline.load(DEFAULT_DETECTOR)

@@ -23,7 +23,7 @@ def scored_study(weights_ready, radiograph, reference_pipeline):
 
     path, _ = radiograph
     image = load_image(path)
-    return Study(name=path.name, image=image, origin="upload", results={"paper": reference_pipeline.score(image, path.name)},
+    return Study(name=path.name, image=image, origin="upload", results={reference_pipeline.detector.name: reference_pipeline.score(image, path.name)},
                  digest="test")
 
 
@@ -47,7 +47,7 @@ def test_every_page_opens_directly_without_a_study(weights_ready, name, monkeypa
 
 
 def test_heatmap_viewer_renders_original_and_overlays(scored_study):
-    at = open_page(PAGES[0], scored_study)
+    at = open_page(PAGES[0], scored_study, detector="paper")  # the paper detector offers the latent-attention map
     layout = at.radio(key="heatmap_layout")
     layout.set_value("One at a time").run()
     at.selectbox(key="heatmap_method").set_value("latent_attention").run()

@@ -35,7 +35,7 @@ def test_real_radiograph_is_scored_with_band_components_chart_and_model(weights_
     assert f">{expected.risk}</span>" in text
     for component in expected.components:
         assert f"<td>{component}</td>" in text
-    assert "Latency" in text and "model paper (" in text and "weights sha256" in text
+    assert "Latency" in text and f"model {reference_pipeline.detector.name} (" in text and "weights sha256" in text
     assert len(at.get("plotly_chart")) == 1
     assert not at.warning  # a frontal CXR passes the gate
     # the report: button -> a download button

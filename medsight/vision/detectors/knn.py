@@ -102,8 +102,11 @@ class PooledKNN(Detector):
         n_bank = det.config.get("bank_images")
         if n_bank and n_bank < len(fit_maps):  # a random subset keeps the shipped file small
             fit_maps = fit_maps[np.sort(np.random.default_rng(0).choice(len(fit_maps), n_bank, replace=False))]
+        use_aug = det.config.get("bank_augmented") and aug_maps is not None and len(aug_maps)
         for j, m in enumerate(det.config["members"]):
             e = _normalise(pooled_region(fit_maps, m["layer"], m.get("region")))
+            if use_aug:  # augmented views (flips, rotations, resampling, gamma, JPEG) of fitting normals join the bank
+                e = np.concatenate([e, _normalise(pooled_region(aug_maps, m["layer"], m.get("region")))])
             mean = e.mean(0)
             det.means.append(mean.astype(np.float32))
             det.banks.append((e - mean if m.get("centred") else e).astype(np.float32))
