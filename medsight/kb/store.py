@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from medsight.config import CACHE_DIR, REPO_ROOT
+from medsight.embeddings import sentence_encoder  # shared with the note classifier
 from medsight.kb.documents import Chunk, Document, chunk_documents, load_path
 from medsight.specs import ModelSpec, register_spec
 
@@ -35,8 +36,6 @@ EMBEDDING_SPEC = register_spec(
 def default_store_dir() -> Path:
     return Path(os.environ.get("MEDSIGHT_KB_DIR", CACHE_DIR / "kb"))
 
-
-from medsight.embeddings import sentence_encoder  # noqa: E402  (shared with the note classifier)
 
 
 def embed(texts: Sequence[str], batch_size: int = 32):
