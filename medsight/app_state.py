@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 
 from medsight.imaging import LoadedImage
-from medsight.vision.pipeline import DEFAULT_DETECTOR
+from medsight.vision.pipeline import DEFAULT_DETECTOR, MAP_DETECTOR
 from medsight.registry import APP_MODELS, ModelRegistry, ModelUnavailable, build_app_registry
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,13 @@ def vision_pipeline(detector: str = DEFAULT_DETECTOR) -> Iterator[Any]:
 
     registry = get_registry()
     with registry.use("vgg16") as backbone:
-        yield AnomalyPipeline(backbone, registry.get(detector))
+        companion = None
+        if detector != MAP_DETECTOR and MAP_DETECTOR in available_detectors():
+            try:
+                companion = registry.get(MAP_DETECTOR)
+            except ModelUnavailable:
+                companion = None
+        yield AnomalyPipeline(backbone, registry.get(detector), map_detector=companion)
 
 
 def available_detectors() -> list[str]:
@@ -150,7 +156,7 @@ def study_heatmap(study: Study, detector: str, method: str) -> np.ndarray:
 
 
 #: heatmap the report prefers: a spatial one first (the latent attention map has no spatial layout)
-REPORT_METHODS = ("gradcam", "anomaly_map", "latent_attention")
+REPORT_METHODS = ("anomaly_map", f"anomaly_map:{MAP_DETECTOR}", "gradcam", "latent_attention")  # cheapest first
 
 
 def report_heatmap(study: Study, detector: str) -> tuple[str | None, np.ndarray | None, list[tuple[str, str]]]:

@@ -36,9 +36,9 @@ controls, view = st.columns([1, 3])
 with controls:
     layout = st.radio("Layout", ["Side by side", "One at a time"], key="heatmap_layout")
     if layout == "Side by side":
-        # The paper's map (cheap) beside the first spatial one; Grad-CAM needs a backward pass (seconds on CPU).
-        default = [m for m in ("latent_attention", "anomaly_map") if m in methods][:1] + \
-            [m for m in methods if m != "latent_attention"][:1]
+        # A cheap map (the paper's latent attention or a patch anomaly map) beside Grad-CAM (a backward pass).
+        cheap = [m for m in methods if m == "latent_attention" or m.startswith("anomaly_map")]
+        default = list(dict.fromkeys(cheap[:1] + [m for m in methods if m.startswith("gradcam")][:1]))
         chosen = st.multiselect("Methods", methods, default=default, key="heatmap_methods")
     else:
         chosen = [st.selectbox("Method", methods, key="heatmap_method")]

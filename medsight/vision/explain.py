@@ -7,7 +7,9 @@ Methods:
   in the image, and the app says so wherever it shows it.
 - `gradcam`, `gradcam++`: pytorch-grad-cam on the backbone's last convolution the detector reads, with the
   detector's anomaly score as the target.
-- `anomaly_map`: the detector's own patch-level anomaly (feature distances), where the detector has one.
+- `anomaly_map`: the detector's own patch-level anomaly (feature distances), where the detector has one; for a
+  detector without one, the pipeline's companion map detector's (`anomaly_map:patchcore`): a map of where the
+  image differs from normal patches, not of what drove this detector's score.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def available_methods(pipeline) -> list[str]:
         methods += ["gradcam", "gradcam++"]
     if det.has_anomaly_map:
         methods.insert(0, "anomaly_map")
+    elif getattr(pipeline, "map_detector", None) is not None:
+        methods.insert(0, f"anomaly_map:{pipeline.map_detector.name}")
     if hasattr(det, "latent_attention"):
         methods.append("latent_attention")
     return methods
@@ -68,14 +72,23 @@ def explain(pipeline, image: LoadedImage | np.ndarray, method: str) -> np.ndarra
             raise ValueError(f"detector {det.name!r} has no latent attention")
         att = det.latent_attention(pipeline.maps([gray]))[0]
         return _normalise(_upsample(att.reshape(2, 4)))
-    if method == "anomaly_map":
-        amap = det.anomaly_map(pipeline.maps([gray]))
-        if amap is None:
-            raise ValueError(f"detector {det.name!r} has no anomaly map")
-        return _normalise(_upsample(amap[0], "bilinear"))
+    if method.startswith("anomaly_map"):
+        return map_from_maps(pipeline, pipeline.maps([gray]))[0]
     if method in ("gradcam", "gradcam++"):
         return gradcam(pipeline, gray, plus=method == "gradcam++")
     raise ValueError(f"unknown explanation method {method!r}")
+
+
+def map_from_maps(pipeline, maps: np.ndarray) -> tuple[np.ndarray, str]:
+    """The patch-level anomaly map of the first image in `maps` (already computed feature maps): the detector's own,
+    else the companion map detector's. Returns (224x224 map in [0, 1], method name)."""
+    det = pipeline.detector
+    if det.has_anomaly_map:
+        return _normalise(_upsample(det.anomaly_map(maps[:1])[0], "bilinear")), "anomaly_map"
+    companion = getattr(pipeline, "map_detector", None)
+    if companion is None:
+        raise ValueError(f"detector {det.name!r} has no anomaly map")
+    return _normalise(_upsample(companion.anomaly_map(maps[:1])[0], "bilinear")), f"anomaly_map:{companion.name}"
 
 
 def gradcam(pipeline, gray: np.ndarray, plus: bool = False) -> np.ndarray:

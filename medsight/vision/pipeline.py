@@ -20,6 +20,8 @@ from medsight.vision.detectors import Detector, load_detector
 
 #: the default detector: chosen on dev by the mean of the three controlled AUROCs (see README results)
 DEFAULT_DETECTOR = "knn_fused"
+#: the detector whose patch-level anomaly map accompanies detectors that have none (same backbone pass)
+MAP_DETECTOR = "patchcore"
 DISCLAIMER = ("MedSight is a teaching and research tool, not a medical device. Its scores are not a diagnosis; "
               "a qualified clinician must interpret every radiograph.")
 
@@ -42,20 +44,28 @@ class ScoreResult:
 
 
 class AnomalyPipeline:
-    def __init__(self, backbone: VGG16Taps, detector: Detector, ood_state: dict | None = None):
+    def __init__(self, backbone: VGG16Taps, detector: Detector, ood_state: dict | None = None,
+                 map_detector: Detector | None = None):
         self.backbone = backbone
         self.detector = detector
         self.ood_state = ood_state  # feature-space "is this a chest film?" check (medsight.vision.ood), optional
+        #: for a detector without a patch-level map: a detector that has one (patchcore), read from the same maps
+        self.map_detector = map_detector if (map_detector is not None and not detector.has_anomaly_map) else None
         if detector.calibration is None:
             raise ValueError(f"detector {detector.name!r} has no calibration")
 
     @classmethod
     def load(cls, detector: str = DEFAULT_DETECTOR, device: str | None = None, weights_dir: str | Path | None = None,
              backbone_source: str = "auto") -> "AnomalyPipeline":
+        from medsight.vision.detectors import available_detectors
         from medsight.vision.ood import load_ood
 
         directory = Path(weights_dir or config.WEIGHTS_DIR)
-        return cls(load_backbone(backbone_source, device), load_detector(directory, detector), load_ood(directory))
+        det = load_detector(directory, detector)
+        companion = None
+        if not det.has_anomaly_map and MAP_DETECTOR in available_detectors(directory):
+            companion = load_detector(directory, MAP_DETECTOR)
+        return cls(load_backbone(backbone_source, device), det, load_ood(directory), companion)
 
     @property
     def device(self) -> str:
@@ -97,8 +107,9 @@ class AnomalyPipeline:
         return out
 
     def score_with_map(self, source: LoadedImage | str | Path | bytes, name: str | None = None) -> tuple[ScoreResult, np.ndarray, str]:
-        """Score and the detector's cheapest faithful map from one backbone pass: its own patch-level anomaly map
-        where it has one, else Grad-CAM. Returns (result, 224x224 map in [0, 1], method)."""
+        """Score and a map from one backbone pass: the detector's own patch-level anomaly map where it has one, else
+        the companion map detector's (`anomaly_map:patchcore`), else Grad-CAM. Returns (result, 224x224 map in
+        [0, 1], method)."""
         from medsight.vision.explain import explain
 
         image = source if isinstance(source, LoadedImage) else load_image(source, name)
@@ -106,10 +117,10 @@ class AnomalyPipeline:
         gray = to_square(image.pixels)
         maps = self.maps([gray])
         result = self._results([image], [name or "upload"], maps, t0)[0]
-        if self.detector.has_anomaly_map:
-            from medsight.vision.explain import _normalise, _upsample
+        if self.detector.has_anomaly_map or getattr(self, "map_detector", None) is not None:
+            from medsight.vision.explain import map_from_maps
 
-            heat, method = _normalise(_upsample(self.detector.anomaly_map(maps)[0], "bilinear")), "anomaly_map"
+            heat, method = map_from_maps(self, maps)
         else:
             heat, method = explain(self, gray, "gradcam"), "gradcam"
         result.latency_ms = round((time.perf_counter() - t0) * 1000, 2)

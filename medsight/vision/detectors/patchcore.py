@@ -82,7 +82,10 @@ class PatchCore(Detector):
 
     def anomaly_map(self, maps: np.ndarray) -> np.ndarray:
         d = self.patch_distances(maps).numpy()
-        d[:, ~region_mask(**self.config["region"])] = 0.0  # borders are not scored
+        mask = region_mask(**self.config["region"])
+        # borders are not scored: they take the lowest lung-field value, so a normalised map spans the lung field
+        # (setting them to 0 would light the whole lung box up on a normal film)
+        d[:, ~mask] = d[:, mask].min(axis=1)[:, None]
         return d
 
     def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
