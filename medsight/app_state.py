@@ -26,7 +26,8 @@ APP_TITLE = "MedSight"
 DETECTOR_LABELS = {
     "paper": "paper: VAE + ViT (the source paper's detector)",
     "knn": "knn: k nearest normals, pooled relu4_3",
-    "knn_fused": "knn_fused: three k-NN views fused (default, most robust)",
+    "knn_fused": "knn_fused: three k-NN views fused, augmented bank",
+    "fused_lungs": "fused_lungs: centred k-NN views + lung-field patch distance (default)",
     "patchcore": "patchcore: patch memory bank in the lung field (own anomaly map)",
 }
 

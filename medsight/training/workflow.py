@@ -31,6 +31,9 @@ DETECTOR_RECIPES = {
                                              {"layer": "relu4_3", "region": None, "centred": True},
                                              {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
     "patchcore": ("patchcore", {"layers": ["relu3_3", "relu4_3"]}),
+    # needs knn_fused and patchcore trained first (in the same run or folder)
+    "fused_lungs": ("fusion", {"parts": [["knn_fused", "relu4_3_full_centred"], ["knn_fused", "relu3_3_lungs_centred"],
+                                         ["patchcore", "mean_patch_distance"]]}),
 }
 
 
@@ -102,7 +105,8 @@ def train_from_manifest(manifest: str | Path, out_dir: str | Path | None = None,
         if name not in DETECTOR_RECIPES:
             raise ValueError(f"unknown detector {name!r}; known: paper, {', '.join(DETECTOR_RECIPES)}")
         kind, cfg = DETECTOR_RECIPES[name]
-        det = DETECTOR_TYPES[kind].fit(clean[fit], clean[hold], name=name, aug_maps=aug[v_fit], log=log, **cfg)
+        extra = {"directory": out_dir} if kind == "fusion" else {}
+        det = DETECTOR_TYPES[kind].fit(clean[fit], clean[hold], name=name, aug_maps=aug[v_fit], log=log, **cfg, **extra)
         det.card = {"trained_on": _training_description(df, split, len(fit), len(hold), len(v_fit)),
                     "trained_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         det.save(out_dir)

@@ -19,7 +19,7 @@ from medsight.vision.backbone import VGG16Taps, forward_taps, load_backbone
 from medsight.vision.detectors import Detector, load_detector
 
 #: the default detector: chosen on dev by the mean of the three controlled AUROCs (see README results)
-DEFAULT_DETECTOR = "knn_fused"
+DEFAULT_DETECTOR = "fused_lungs"
 #: the detector whose patch-level anomaly map accompanies detectors that have none (same backbone pass)
 MAP_DETECTOR = "patchcore"
 DISCLAIMER = ("MedSight is a teaching and research tool, not a medical device. Its scores are not a diagnosis; "

@@ -125,7 +125,7 @@ def test_model_status_lists_registry_and_teaching_view_moves_with_threshold(weig
     monkeypatch.setenv("MEDSIGHT_EVAL_DIR", str(folder))
     at = open_page(PAGES[3])
     text = rendered_text(at)
-    for model in ("vgg16", "paper", "knn_fused", "patchcore", "nlp", "knowledge_base", "chat_local"):
+    for model in ("vgg16", "paper", "knn_fused", "patchcore", "fused_lungs", "nlp", "knowledge_base", "chat_local"):
         assert f"<td>{model}</td>" in text
     assert "GPU budget" in [m.label for m in at.metric]
     slider = at.slider(key="eval_threshold")

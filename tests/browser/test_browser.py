@@ -35,7 +35,7 @@ def app_url(weights_ready):
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright")
     port = free_port()
-    env = dict(os.environ, MEDSIGHT_PRELOAD="vgg16,knn_fused", MEDSIGHT_CHAT_TIERS="extractive")
+    env = dict(os.environ, MEDSIGHT_PRELOAD="vgg16,fused_lungs", MEDSIGHT_CHAT_TIERS="extractive")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.address", "127.0.0.1",
                              "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -92,7 +92,7 @@ def test_upload_score_heatmap_and_every_page(app_url, browser_page, radiograph):
     try:
         main = page.locator("[data-testid=stMain]")
         main.get_by_text("original (CLAHE)").wait_for()
-        main.locator("[data-testid=stImageCaption]", has_text="gradcam").first.wait_for()  # knn_fused, the default
+        main.locator("[data-testid=stImageCaption]", has_text="gradcam").first.wait_for()  # the default detector offers Grad-CAM
         assert main.locator("[data-testid=stImage] img").count() >= 2  # the original beside an overlay
     finally:
         page.screenshot(path=str(SHOTS / "2_heatmap_viewer.png"), full_page=True)

@@ -18,7 +18,7 @@ def tiny_run(tmp_path_factory, cxr_manifest):
     from medsight.training.workflow import train_from_manifest
 
     summary = train_from_manifest(cxr_manifest, weights, "train", limit=40, vae_epochs=2, vit_epochs=2,
-                                  detectors=("paper", "knn_fused"), device="cpu", log=lambda *_: None)
+                                  detectors=("paper", "knn_fused", "patchcore", "fused_lungs"), device="cpu", log=lambda *_: None)
     yield root, weights, summary
     mp.undo()
 
@@ -41,9 +41,9 @@ def test_evaluate_writes_metrics_plots_report(tiny_run, cxr_manifest):
     assert m["n"] == 48 and 0 <= m["auroc"] <= 1 and len(m["auroc_ci95"]) == 2
     for key in ("auprc", "sensitivity_at_95_specificity", "per_label", "by_age", "by_source", "confusion", "components"):
         assert key in m
-    assert m["primary_detector"] == "knn_fused"  # the default detector
+    assert m["primary_detector"] == "fused_lungs"  # the default detector
     assert set(m["detectors"]["paper"]["components"]) == {"recon", "kl", "vit", "recon_kl", "fused"}
-    assert set(m["detectors"]) == {"paper", "knn_fused"}
+    assert set(m["detectors"]) == {"paper", "knn_fused", "patchcore", "fused_lungs"}
     assert set(m["stability"]) >= {"resample", "window"} and 0 <= m["stability"]["resample"]["flip_rate"] <= 1
     c = m["confusion"]
     assert c["tp"] + c["fp"] + c["tn"] + c["fn"] == 48
@@ -60,7 +60,7 @@ def test_cli_score_json_with_trained_weights(tiny_run, real_radiographs, capsys,
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert set(rec) >= {"file", "anomaly_score", "risk", "components", "threshold", "latency_ms"}
     # scores are on the detector's own scale; the risk band and the flag follow the stored threshold
-    assert rec["risk"] in ("LOW", "MEDIUM", "HIGH") and rec["detector"] == "knn_fused"
+    assert rec["risk"] in ("LOW", "MEDIUM", "HIGH") and rec["detector"] == "fused_lungs"
     assert (rec["risk"] == "HIGH") == (rec["anomaly_score"] >= rec["threshold"]) == rec["flagged"]
     assert 0 <= rec["normal_percentile"] <= 100
 

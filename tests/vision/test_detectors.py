@@ -111,3 +111,26 @@ def test_companion_patch_map_for_a_detector_without_one(setup):
     assert np.allclose(heat, explain(combo, grays[12], method), atol=1e-5)
     # a detector with its own map keeps it
     assert AnomalyPipeline(pipe.backbone, pc, map_detector=pc).map_detector is None
+
+
+def test_fusion_of_detector_signals_standardised_on_normals(setup, tmp_path):
+    from medsight.vision.detectors.fusion import FusionDetector
+
+    pipe, grays, maps = setup
+    PooledKNN.fit(maps[:10], maps[10:], name="k", k=3, log=lambda *_: None).save(tmp_path)
+    PatchCore.fit(maps[:12], maps[12:], name="p", bank_images=12, bank_size=300, log=lambda *_: None).save(tmp_path)
+    fused = FusionDetector.fit(None, maps[10:], name="f", parts=[["k", "relu4_3_full"], ["p", "mean_patch_distance"]],
+                               directory=tmp_path, log=lambda *_: None)
+    fused.save(tmp_path)
+    again = load_detector(tmp_path, "f")
+    x = maps[10:].astype(np.float32)
+    sig = again.signals(x)
+    (m1, s1), (m2, s2) = again.config["z"]
+    manual = ((sig["k.relu4_3_full"] - m1) / s1 + (sig["p.mean_patch_distance"] - m2) / s2) / np.sqrt(2)
+    assert np.allclose(sig["score"], manual, atol=1e-5)
+    assert abs(float(np.mean(sig["score"]))) < 1e-3  # z-scores centred on the held-out normals they were fitted on
+    assert again.has_anomaly_map and again.anomaly_map(x).shape == (len(x), 14, 14)
+    pipe.detector = again
+    assert "gradcam" in available_methods(pipe)
+    g = explain(pipe, grays[12], "gradcam")
+    assert g.shape == (224, 224) and g.max() == pytest.approx(1.0)

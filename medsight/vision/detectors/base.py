@@ -83,6 +83,8 @@ def load_detector(directory: str | Path, name: str) -> Detector:
     meta = json.loads(meta_path.read_text())
     det = DETECTOR_TYPES[meta["kind"]](meta["name"], meta["config"])
     det.load_tensors(load_file(str(directory / f"{name}.safetensors")))
+    if hasattr(det, "bind"):  # detectors built on other detectors load those from the same folder
+        det.bind(directory)
     det.calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
     det.card = meta.get("card", {})
     return det

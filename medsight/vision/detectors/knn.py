@@ -79,9 +79,9 @@ class PooledKNN(Detector):
         out["score"] = np.asarray(total / np.sqrt(len(self.components)), dtype=np.float32) if len(self.components) > 1 else out[self.components[0]]
         return out
 
-    def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Differentiable version of `signals()['score']` from backbone taps (for Grad-CAM)."""
-        total = 0.0
+    def torch_signals(self, taps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Differentiable per-member distances from backbone taps (for Grad-CAM)."""
+        out = {}
         for j, m in enumerate(self.config["members"]):
             f = torch.nn.functional.adaptive_avg_pool2d(taps[m["layer"]], 14)
             r = m.get("region")
@@ -90,11 +90,18 @@ class PooledKNN(Detector):
             e = torch.nn.functional.normalize(f.mean(dim=(2, 3)), dim=1)
             if m.get("centred"):
                 e = e - torch.from_numpy(self.means[j]).to(e.device)
-            sim = torch.nn.functional.normalize(e, dim=1) @ torch.nn.functional.normalize(torch.from_numpy(self.banks[j]).to(e.device), dim=1).T
-            d = (1 - torch.topk(sim, self.config["k"], dim=1).values).mean(1)
-            mu, sd = self.config["z"][j]
-            total = total + ((d - mu) / sd if len(self.components) > 1 else d)
-        return total / (np.sqrt(len(self.components)) if len(self.components) > 1 else 1.0)
+            bank = torch.nn.functional.normalize(torch.from_numpy(self.banks[j]).to(e.device), dim=1)
+            sim = torch.nn.functional.normalize(e, dim=1) @ bank.T
+            out[self.components[j]] = (1 - torch.topk(sim, self.config["k"], dim=1).values).mean(1)
+        return out
+
+    def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Differentiable version of `signals()['score']` (for Grad-CAM)."""
+        sig = self.torch_signals(taps)
+        if len(self.components) == 1:
+            return sig[self.components[0]]
+        total = sum((sig[name] - self.config["z"][j][0]) / self.config["z"][j][1] for j, name in enumerate(self.components))
+        return total / np.sqrt(len(self.components))
 
     @classmethod
     def fit(cls, fit_maps: np.ndarray, holdout_maps: np.ndarray, name: str = "knn", aug_maps=None, log=print, **config):

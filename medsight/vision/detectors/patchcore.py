@@ -88,13 +88,18 @@ class PatchCore(Detector):
         d[:, ~mask] = d[:, mask].min(axis=1)[:, None]
         return d
 
-    def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+    def torch_signals(self, taps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Differentiable `signals()` from backbone taps (for Grad-CAM)."""
         maps = torch.cat([F.adaptive_avg_pool2d(taps[n], GRID) for n in LAYERS], dim=1)
         feats = self.patch_features(maps)
         mask = torch.from_numpy(region_mask(**self.config["region"]))
         inside = feats[:, mask]  # N x P x D
         d = torch.cdist(inside, self.bank[None].expand(inside.shape[0], -1, -1)).min(dim=2).values
-        return torch.topk(d, self.config["top_k"], dim=1).values.mean(1)
+        top = torch.topk(d, self.config["top_k"], dim=1).values.mean(1)
+        return {"max_patch_distance": top, "mean_patch_distance": d.mean(1), "score": top}
+
+    def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.torch_signals(taps)["score"]
 
     @classmethod
     def fit(cls, fit_maps: np.ndarray, holdout_maps: np.ndarray, name: str = "patchcore", aug_maps=None, log=print,
