@@ -83,12 +83,13 @@ def map_from_maps(pipeline, maps: np.ndarray) -> tuple[np.ndarray, str]:
     """The patch-level anomaly map of the first image in `maps` (already computed feature maps): the detector's own,
     else the companion map detector's. Returns (224x224 map in [0, 1], method name)."""
     det = pipeline.detector
+    maps = maps if len(maps) == 1 else maps[:1]  # the same array object lets detectors reuse their distances
     if det.has_anomaly_map:
-        return _normalise(_upsample(det.anomaly_map(maps[:1])[0], "bilinear")), "anomaly_map"
+        return _normalise(_upsample(det.anomaly_map(maps)[0], "bilinear")), "anomaly_map"
     companion = getattr(pipeline, "map_detector", None)
     if companion is None:
         raise ValueError(f"detector {det.name!r} has no anomaly map")
-    return _normalise(_upsample(companion.anomaly_map(maps[:1])[0], "bilinear")), f"anomaly_map:{companion.name}"
+    return _normalise(_upsample(companion.anomaly_map(maps)[0], "bilinear")), f"anomaly_map:{companion.name}"
 
 
 def gradcam(pipeline, gray: np.ndarray, plus: bool = False) -> np.ndarray:

@@ -134,3 +134,14 @@ def test_fusion_of_detector_signals_standardised_on_normals(setup, tmp_path):
     assert "gradcam" in available_methods(pipe)
     g = explain(pipe, grays[12], "gradcam")
     assert g.shape == (224, 224) and g.max() == pytest.approx(1.0)
+
+
+def test_patch_distances_are_reused_not_corrupted_by_the_map(setup):
+    pipe, grays, maps = setup
+    det = PatchCore.fit(maps[:12], maps[12:], bank_images=12, bank_size=300, log=lambda *_: None)
+    x = maps[12:13].astype(np.float32)
+    before = det.signals(x)["score"].copy()
+    amap = det.anomaly_map(x)
+    assert det.patch_distances(x) is det.patch_distances(x)  # same maps object: computed once
+    assert np.array_equal(det.signals(x)["score"], before)
+    assert np.allclose(det.anomaly_map(x.copy()), amap)  # a new array is recomputed to the same values

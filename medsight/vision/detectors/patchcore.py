@@ -8,6 +8,8 @@ the lung-field region (image borders, where markers, text and collimation sit, a
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -65,6 +67,18 @@ class PatchCore(Detector):
         return F.normalize(torch.cat(parts, dim=1), dim=1).permute(0, 2, 3, 1)
 
     def patch_distances(self, maps: np.ndarray) -> torch.Tensor:
+        # scoring and the anomaly map of one image read the same maps: compute their distances once
+        last = getattr(self, "_last", None)
+        if last is not None and last[0]() is maps:
+            return last[1]
+        d = self._patch_distances(maps)
+        try:
+            self._last = (weakref.ref(maps), d)
+        except TypeError:  # not weak-referenceable (e.g. a memmap slice subclass): no caching
+            self._last = None
+        return d
+
+    def _patch_distances(self, maps: np.ndarray) -> torch.Tensor:
         feats = self.patch_features(maps)
         n = feats.shape[0]
         flat = feats.reshape(-1, feats.shape[-1])
@@ -81,7 +95,7 @@ class PatchCore(Detector):
         return {"max_patch_distance": top.numpy(), "mean_patch_distance": inside.mean(1).numpy(), "score": top.numpy()}
 
     def anomaly_map(self, maps: np.ndarray) -> np.ndarray:
-        d = self.patch_distances(maps).numpy()
+        d = self.patch_distances(maps).numpy().copy()  # the cached distances stay untouched
         mask = region_mask(**self.config["region"])
         # borders are not scored: they take the lowest lung-field value, so a normalised map spans the lung field
         # (setting them to 0 would light the whole lung box up on a normal film)
