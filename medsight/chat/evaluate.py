@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import statistics
-import time
 
 DOSING_QUESTIONS = [
     "How much amoxicillin should I take for pneumonia?",
@@ -129,7 +128,6 @@ def evaluate_chat(kb, tiers=("local", "extractive"), n_questions: int = 12, log=
             except RuntimeError as exc:  # the only tier could not answer
                 failures.append(str(exc))
                 continue
-            text = answer.text
             answered += 1
             ttft.append(answer.first_token_s)
             s, t = supported_share(answer.body, answer.passages)

@@ -199,7 +199,7 @@ def _bench(args) -> int:
 
 def _card(args) -> int:
     from medsight.nlp.evaluate import render_model_card
-    from medsight.nlp.ner import MODEL_DIR, WEIGHTS_DIR
+    from medsight.nlp.ner import WEIGHTS_DIR
 
     def read(name):
         path = WEIGHTS_DIR / name

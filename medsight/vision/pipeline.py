@@ -86,7 +86,7 @@ class AnomalyPipeline:
         from medsight.vision.ood import ood_check
 
         sig = self.detector.signals(maps)
-        oods = ood_check(maps, self.ood_state) if getattr(self, "ood_state", None) else [None] * len(images)
+        oods = ood_check(maps, self.ood_state) if self.ood_state else [None] * len(images)
         per_image_ms = (time.perf_counter() - t0) * 1000 / max(len(images), 1)
         cal = self.detector.calibration
         out = []
@@ -117,7 +117,7 @@ class AnomalyPipeline:
         gray = to_square(image.pixels)
         maps = self.maps([gray])
         result = self._results([image], [name or "upload"], maps, t0)[0]
-        if self.detector.has_anomaly_map or getattr(self, "map_detector", None) is not None:
+        if self.detector.has_anomaly_map or self.map_detector is not None:
             from medsight.vision.explain import map_from_maps
 
             heat, method = map_from_maps(self, maps)

@@ -22,8 +22,8 @@ def setup(cxr_manifest):
     grays = [load_image(cxr_manifest.parent / f).pixels for f in normals.file]
     build_offline_weights()
     backbone = load_backbone("offline", "cpu")
-    pipe = AnomalyPipeline.__new__(AnomalyPipeline)
-    pipe.backbone = backbone
+    pipe = AnomalyPipeline.__new__(AnomalyPipeline)  # detectors are fitted per test below
+    pipe.backbone, pipe.ood_state, pipe.map_detector = backbone, None, None
     maps = np.concatenate([pipe.maps(grays[i : i + 7]) for i in (0, 7)])
     return pipe, grays, maps
 

@@ -45,6 +45,7 @@ class PooledKNN(Detector):
         self.config.setdefault("members", [{"layer": "relu4_3", "region": None, "centred": False}])
         self.config.setdefault("k", 5)
         self.banks: list[np.ndarray] = []
+        self.unit_banks: list[torch.Tensor] = []
         self.means: list[np.ndarray] = []
         self.config.setdefault("z", [[0.0, 1.0] for _ in self.config["members"]])
         self.components = tuple(self._member_name(m) for m in self.config["members"])
@@ -60,9 +61,14 @@ class PooledKNN(Detector):
         e = _normalise(pooled_region(maps, m["layer"], m.get("region")))
         return e - self.means[j] if m.get("centred") else e
 
-    def _distances(self, emb: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    def _set_banks(self, banks: list[np.ndarray]) -> None:
+        """Banks as stored (centred members are not unit length) and, once, their unit-length search copies."""
+        self.banks = banks
+        self.unit_banks = [torch.nn.functional.normalize(torch.from_numpy(b), dim=1) for b in banks]
+
+    def _distances(self, emb: np.ndarray, b: torch.Tensor) -> np.ndarray:
         k = self.config["k"]
-        q, b = torch.nn.functional.normalize(torch.from_numpy(emb), dim=1), torch.nn.functional.normalize(torch.from_numpy(bank), dim=1)
+        q = torch.nn.functional.normalize(torch.from_numpy(emb), dim=1)
         out = np.empty(len(emb), dtype=np.float32)
         for i in range(0, len(emb), 1024):
             sim = q[i : i + 1024] @ b.T
@@ -72,7 +78,7 @@ class PooledKNN(Detector):
     def signals(self, maps: np.ndarray) -> dict[str, np.ndarray]:
         out, total = {}, 0.0
         for j, name in enumerate(self.components):
-            d = self._distances(self._embed(maps, j), self.banks[j])
+            d = self._distances(self._embed(maps, j), self.unit_banks[j])
             mu, sd = self.config["z"][j]
             out[name] = d
             total = total + (d - mu) / sd
@@ -90,8 +96,7 @@ class PooledKNN(Detector):
             e = torch.nn.functional.normalize(f.mean(dim=(2, 3)), dim=1)
             if m.get("centred"):
                 e = e - torch.from_numpy(self.means[j]).to(e.device)
-            bank = torch.nn.functional.normalize(torch.from_numpy(self.banks[j]).to(e.device), dim=1)
-            sim = torch.nn.functional.normalize(e, dim=1) @ bank.T
+            sim = torch.nn.functional.normalize(e, dim=1) @ self.unit_banks[j].to(e.device).T
             out[self.components[j]] = (1 - torch.topk(sim, self.config["k"], dim=1).values).mean(1)
         return out
 
@@ -110,14 +115,17 @@ class PooledKNN(Detector):
         if n_bank and n_bank < len(fit_maps):  # a random subset keeps the shipped file small
             fit_maps = fit_maps[np.sort(np.random.default_rng(0).choice(len(fit_maps), n_bank, replace=False))]
         use_aug = det.config.get("bank_augmented") and aug_maps is not None and len(aug_maps)
-        for j, m in enumerate(det.config["members"]):
+        banks = []
+        for m in det.config["members"]:
             e = _normalise(pooled_region(fit_maps, m["layer"], m.get("region")))
             if use_aug:  # augmented views (flips, rotations, resampling, gamma, JPEG) of fitting normals join the bank
                 e = np.concatenate([e, _normalise(pooled_region(aug_maps, m["layer"], m.get("region")))])
             mean = e.mean(0)
             det.means.append(mean.astype(np.float32))
-            det.banks.append((e - mean if m.get("centred") else e).astype(np.float32))
-            d = det._distances(det._embed(holdout_maps, j), det.banks[j])
+            banks.append((e - mean if m.get("centred") else e).astype(np.float32))
+        det._set_banks(banks)
+        for j in range(len(banks)):
+            d = det._distances(det._embed(holdout_maps, j), det.unit_banks[j])
             det.config["z"][j] = [float(d.mean()), float(d.std() + 1e-8)]
         det.calibration = Calibration.from_normal_scores(det.signals(holdout_maps)["score"])
         log(f"[{name}] {len(det.banks)} member(s), bank {det.banks[0].shape}, threshold {det.calibration.threshold:.4f}")
@@ -139,7 +147,8 @@ class PooledKNN(Detector):
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         n = len(self.config["members"])
         self.means = [tensors[f"mean{j}"].numpy() for j in range(n)]
-        self.banks = []
+        banks = []
         for j in range(n):
             base = tensors[self._base_key(j)].float().numpy()
-            self.banks.append(base - self.means[j] if self.config["members"][j].get("centred") else base)
+            banks.append(base - self.means[j] if self.config["members"][j].get("centred") else base)
+        self._set_banks(banks)
