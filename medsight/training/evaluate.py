@@ -41,8 +41,9 @@ def evaluate_manifest(manifest: str | Path, out_dir: str | Path, split: str | No
     log(f"features: {len(df)} images of split {split!r}")
     maps = cached_maps(df["path"], _backbone_factory())
     results, scores, latents = {}, {}, None
+    loaded = {}
     for name in names:
-        det = load_detector(weights_dir, name)
+        det = loaded[name] = load_detector(weights_dir, name)
         sig = _signals_chunked(det, maps)
         comps = {k: sig[k] for k in det.components if k in sig}
         m = score_metrics(df, sig["score"], det.calibration.threshold if det.calibration else None, comps, n_boot)
@@ -56,7 +57,7 @@ def evaluate_manifest(manifest: str | Path, out_dir: str | Path, split: str | No
 
         sub = sample_for_stability(df, stability_n)
         log(f"stability: {len(sub)} images x resample / JPEG / gamma / window")
-        stab = stability_of_files(sub["path"], [load_detector(weights_dir, n) for n in names], _backbone_factory())
+        stab = stability_of_files(sub["path"], [loaded[n] for n in names], _backbone_factory())
         for n in names:
             results[n]["stability"] = stab[n]
     metrics = dict(results[primary])
