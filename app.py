@@ -3,6 +3,7 @@ pages/. Pages are thin: session state in, library calls, widgets out."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import streamlit as st
@@ -11,6 +12,7 @@ from medsight import app_state as state
 from medsight import app_views as views
 from medsight.imaging import ImageLoadError, load_image
 from medsight.imaging.gate import check_frontal_cxr
+from medsight.imaging.orientation import turn_upright
 from medsight.registry import ModelUnavailable
 from medsight.samples import list_samples, samples_dir
 
@@ -77,6 +79,12 @@ with result_col:
         st.warning("**This does not look like a frontal chest X-ray**, so no score is shown: "
                    + "; ".join(gate.reasons) + ". The detector was trained on frontal chest radiographs only; "
                    "its score would be meaningless here.")
+        turned = gate.checks.get("orientation", "upright")
+        if turned != "upright" and st.button("Turn it upright", key="turn_upright",
+                                             help="Undo the turn the orientation check found, then check it again."):
+            image = dataclasses.replace(study.image, pixels=turn_upright(study.image.pixels, turned))
+            state.set_study(image, f"{study.name} (turned upright)", study.origin, sample=study.sample, digest=study.digest)
+            st.rerun()
         if not st.checkbox("Score it anyway (for teaching: see how the detector reacts to the wrong input)", key="force_score"):
             st.stop()
     try:

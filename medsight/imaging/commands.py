@@ -14,6 +14,12 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="weights folder (default: weights/)")
     p.set_defaults(func=cmd_gate_fit)
 
+    p = sub.add_parser("orientation-fit", help="fit the gate's orientation check on training normals (weights/orientation.json)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--n", type=int, default=3000, help="training normals (20%% held out to measure it)")
+    p.add_argument("--out", default=None, help="weights folder (default: weights/)")
+    p.set_defaults(func=cmd_orientation_fit)
+
     p = sub.add_parser("gate-eval", help="OOD gate: detection rate per non-CXR kind, false flags on dev radiographs")
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True)
@@ -45,14 +51,24 @@ def cmd_gate_fit(args) -> int:
     return 0
 
 
+def cmd_orientation_fit(args) -> int:
+    from medsight import config
+    from medsight.imaging.gate_eval import train_normal_pixels
+    from medsight.imaging.orientation import fit_orientation
+
+    model = fit_orientation(train_normal_pixels(args.manifest, n=args.n))
+    print(f"wrote {model.save(args.out or config.WEIGHTS_DIR)}")
+    return 0
+
+
 def cmd_gate_eval(args) -> int:
     from medsight.imaging.gate_eval import evaluate_gate
 
     m = evaluate_gate(args.manifest, args.out, args.n_dev, args.n_transform, args.weights)
     for kind, v in m["detection_rate"].items():
-        print(f"{kind}: flagged {v['combined']:.3f} (statistics {v['stats_only']:.3f}, features {v['ood_only']:.3f}) of {v['n']}")
+        print(f"{kind}: flagged {v['combined']:.3f} (statistics {v['stats_only']:.3f}, orientation {v['orientation_only']:.3f}, features {v['ood_only']:.3f}) of {v['n']}")
     f = m["false_flag_rate_dev"]
-    print(f"dev radiographs: false flags {f['combined']:.3f} (statistics {f['stats_only']:.3f}, features {f['ood_only']:.3f}) of {f['n']}; "
+    print(f"dev radiographs: false flags {f['combined']:.3f} (statistics {f['stats_only']:.3f}, orientation {f['orientation_only']:.3f}, features {f['ood_only']:.3f}) of {f['n']}; "
           f"wrote {Path(args.out) / 'metrics.json'}")
     if "combined_cached_dev" in f:
         c = f["combined_cached_dev"]

@@ -1,8 +1,9 @@
 """Is this a frontal chest radiograph? A gate run before scoring, so a photo, a CT slice, a blank, inverted or
 rotated film, or a screenshot gets a warning instead of a confident score.
 
-Two parts: cheap image statistics here (colour, dynamic range, aspect, polarity, left-right vs top-bottom
-symmetry), and, where the pipeline has one, the learned feature-space check of `medsight.vision.ood` (distance of
+Three parts: cheap image statistics here (colour, dynamic range, aspect, polarity, left-right vs top-bottom
+symmetry), the shipped orientation classifier of `medsight.imaging.orientation` (upside-down and rotated films),
+and, where the pipeline has one, the learned feature-space check of `medsight.vision.ood` (distance of
 the image's backbone features to the training normals'), passed in as `ood`. Measured by `medsight gate-eval`.
 """
 
@@ -13,6 +14,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from medsight.imaging.load import LoadedImage
+from medsight.imaging.orientation import OrientationModel, load_orientation
+
+#: default for `check_frontal_cxr(orientation=...)`: the model shipped in weights/ (skipped when absent)
+SHIPPED = "shipped"
+_TURN_WORDS = {"upside_down": "upside down", "rotated_left": "rotated 90 degrees anticlockwise",
+               "rotated_right": "rotated 90 degrees clockwise"}
 
 
 @dataclass
@@ -37,8 +44,10 @@ def _symmetry(g: np.ndarray) -> tuple[float, float]:
     return float((x * x[:, ::-1]).sum() / denom), float((x * x[::-1]).sum() / denom)
 
 
-def check_frontal_cxr(image: LoadedImage, ood: dict | None = None) -> GateResult:
-    """Image statistics (always) plus the feature-space check when `ood` (one item of `ood_check`) is given."""
+def check_frontal_cxr(image: LoadedImage, ood: dict | None = None,
+                      orientation: OrientationModel | None | str = SHIPPED) -> GateResult:
+    """Image statistics (always), the orientation classifier (the shipped one by default; None skips it), and the
+    feature-space check when `ood` (one item of `ood_check`) is given."""
     g = image.pixels.astype(np.float32)
     reasons = []
     h, w = g.shape
@@ -63,6 +72,13 @@ def check_frontal_cxr(image: LoadedImage, ood: dict | None = None) -> GateResult
     checks["symmetry_lr"], checks["symmetry_ud"] = round(lr, 3), round(ud, 3)
     if ud - lr > SYMMETRY_MARGIN:
         reasons.append("the image looks rotated by 90 degrees (symmetric top-bottom, not left-right)")
+    model = load_orientation() if orientation == SHIPPED else orientation
+    if model is not None:
+        o = model.check(image.pixels)
+        checks["p_upright"], checks["orientation"] = o["p_upright"], o["likely"]
+        if o["flag"] and not any("rotated" in r for r in reasons):
+            turn = _TURN_WORDS.get(o["likely"], "turned")
+            reasons.append(f"the image looks {turn} (p upright {o['p_upright']:.2f}); rotate it so the neck is at the top")
     if ood is not None:
         checks.update({k: ood[k] for k in ("ood_distance", "ood_threshold") if k in ood})
         if ood.get("ood"):

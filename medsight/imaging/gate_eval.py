@@ -12,6 +12,7 @@ import pandas as pd
 
 from medsight import config
 from medsight.imaging.gate import check_frontal_cxr
+from medsight.imaging.orientation import load_orientation
 from medsight.imaging.load import LoadedImage, load_image
 
 
@@ -84,6 +85,16 @@ def train_normal_maps(manifest: str | Path, split: str = "train", n: int = 2000,
     return cached_maps(sample["path"], _backbone_factory())
 
 
+def train_normal_pixels(manifest: str | Path, split: str = "train", n: int = 3000, seed: int = 0) -> list[np.ndarray]:
+    """Grayscale pixels of up to `n` training normals (a random sample; for the orientation check)."""
+    from medsight.training.dataset import read_manifest
+
+    df = read_manifest(manifest, split)
+    df = df[df["is_normal"] == 1]
+    sample = df.sample(n=min(n, len(df)), random_state=seed)
+    return [load_image(p).pixels for p in sample["path"]]
+
+
 def fit_gate(manifest: str | Path, out_dir: str | Path | None = None, n: int = 2000, log=print) -> dict:
     from medsight.vision.ood import fit_ood, save_ood
 
@@ -112,6 +123,9 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = load_ood(weights_dir or config.WEIGHTS_DIR)
+    orientation = load_orientation(weights_dir)
+    if orientation is None:
+        log("gate-eval: no weights/orientation.json: no orientation check (run `medsight orientation-fit`)")
     if state is None:
         log("gate-eval: no weights/ood.json: measuring image statistics only (run `medsight gate-fit`)")
     dev = sample_for_stability(read_manifest(manifest, "dev"), n_dev, seed)  # same sample as `stability-eval`
@@ -134,9 +148,11 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
                     else _maps(backbone, [im for _, im in items]))
             oods = ood_check(np.asarray(maps, dtype=np.float32), state)
         for (name, im), ood in zip(items, oods):
-            stats = check_frontal_cxr(im)
+            stats = check_frontal_cxr(im, orientation=None)
+            turned = orientation.check(im.pixels)["flag"] if orientation is not None else False
             both = check_frontal_cxr(im, ood)
-            rows.append({"kind": kind, "name": name, "flag_stats": not stats.ok, "flag_ood": bool(ood and ood["ood"]),
+            rows.append({"kind": kind, "name": name, "flag_stats": not stats.ok, "flag_orientation": turned,
+                         "flag_ood": bool(ood and ood["ood"]),
                          "flag": not both.ok, "ood_distance": ood["ood_distance"] if ood else None,
                          "reasons": " | ".join(both.reasons)})
         log(f"gate-eval: {kind}: {len(items)} images")
@@ -150,13 +166,16 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
     stats_all = pd.DataFrame({"label": full["label"], "flag": [not check_frontal_cxr(load_image(p)).ok for p in full["path"]]})
     metrics = {
         "manifest": str(manifest), "ood_state": ({k: v for k, v in state.items() if k != "bank"} if state else None),
+        "orientation_model": orientation.measured if orientation is not None else None,
         "false_flag_rate_dev": {"combined": rate(dev_rows), "stats_only": rate(dev_rows, "flag_stats"),
+                                "orientation_only": rate(dev_rows, "flag_orientation"),
                                 "ood_only": rate(dev_rows, "flag_ood"), "n": int(len(dev_rows)),
                                 "by_label": {k: rate(g) for k, g in dev_rows.groupby("label")},
                                 "by_source": {k: rate(g) for k, g in dev_rows.groupby("source")},
                                 "stats_only_all_dev": {"rate": rate(stats_all), "n": int(len(stats_all)),
                                                        "by_label": {k: rate(g) for k, g in stats_all.groupby("label")}}},
-        "detection_rate": {kind: {"combined": rate(g), "stats_only": rate(g, "flag_stats"), "ood_only": rate(g, "flag_ood"), "n": int(len(g))}
+        "detection_rate": {kind: {"combined": rate(g), "stats_only": rate(g, "flag_stats"),
+                                  "orientation_only": rate(g, "flag_orientation"), "ood_only": rate(g, "flag_ood"), "n": int(len(g))}
                            for kind, g in table[table["kind"] != "dev_radiograph"].groupby("kind", sort=False)},
         "seconds": round(time.time() - t0, 1),
     }

@@ -90,3 +90,20 @@ def test_missing_weights_is_one_sentence(monkeypatch, tmp_path):
     at.run()
     assert not at.exception
     assert "No trained detector weights found" in at.error[0].value
+
+
+def test_upside_down_film_is_caught_and_can_be_turned_upright(weights_ready, radiograph, reference_pipeline):
+    import io
+
+    from PIL import Image
+
+    path, data = radiograph
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(buf, format="PNG")
+    at = run_upload("flipped.png", buf.getvalue(), "image/png")
+    assert len(at.warning) == 1 and "upside down" in at.warning[0].value
+    assert not at.metric
+    at.button(key="turn_upright").click().run()
+    assert not at.exception, at.exception
+    assert not at.warning  # upright again: it passes the gate and is scored like the original film
+    assert metrics(at)["Anomaly score"] == f"{reference_pipeline.score(path).anomaly_score:.3f}"
