@@ -27,6 +27,23 @@ def evaluation_dir() -> Path:
     return Path(os.environ.get("MEDSIGHT_EVAL_DIR", config.REPO_ROOT / "assets" / "evaluation" / "dev"))
 
 
+def faithfulness_note(detector: str, method: str) -> str | None:
+    """One line of what `medsight explain-eval --road` measured for this detector's map (shipped in
+    assets/evaluation/explain/metrics.json), or None when it was not measured."""
+    import json
+
+    path = evaluation_dir().parent / "explain" / "metrics.json"
+    if not path.is_file():
+        return None
+    v = json.loads(path.read_text()).get("detectors", {}).get(detector, {}).get(method)
+    if not v or "road_combined" not in v:
+        return None
+    n = v["n"]
+    return (f"Measured on {n} abnormal dev films: ROAD (remove and impute the most vs least salient pixels) beats a "
+            f"random map on {round(v['share_road_beats_random'] * n)}/{n}; {v['lung_mass']:.0%} of the map on the "
+            f"lung field (58% of the area), {v['border_mass']:.0%} on the border band (28%).")
+
+
 def calibration_figure(normal_scores, anomaly_score: float, threshold: float, medium: float) -> go.Figure:
     """Histogram of held-out normal scores with this image's score, the MEDIUM boundary and the threshold."""
     s = np.asarray(normal_scores, dtype=float)

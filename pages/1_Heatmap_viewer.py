@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from medsight import app_state as state
+from medsight import app_views as views
 from medsight.imaging.preprocess import to_square
 from medsight.registry import ModelUnavailable
 
@@ -66,6 +67,9 @@ with view:
                          caption=f"{method}", width="stretch")
             if method == "latent_attention":
                 column.caption(SPATIAL_NOTE)
+            note = views.faithfulness_note(detector, method)
+            if note:
+                column.caption(note)
     if not chosen:
         st.info("Pick at least one method.")
 st.caption("A heatmap shows which parts of the input moved the anomaly score; it is not a lesion outline. "

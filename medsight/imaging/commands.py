@@ -33,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--n", type=int, default=40, help="abnormal dev images (stratified by label)")
     p.add_argument("--detector", action="append", default=None, help="repeatable; default: the shipped default")
+    p.add_argument("--road", action="store_true", help="also the ROAD metric (noisy linear imputation, MoRF / LeRF)")
     p.set_defaults(func=cmd_explain_eval)
 
     p = sub.add_parser("stability-eval", help="score change under resampling, JPEG, gamma and window changes")
@@ -89,18 +90,20 @@ def _manifest_rows(manifest: str, n: int, abnormal_only: bool):
 def cmd_explain_eval(args) -> int:
     from medsight.imaging.load import load_image
     from medsight.vision.commands import _pipeline
-    from medsight.vision.faithfulness import faithfulness
+    from medsight.vision.faithfulness import ROAD_FRACTIONS, faithfulness
 
     rows = _manifest_rows(args.manifest, args.n, abnormal_only=True)
     images = [load_image(p).pixels for p in rows["path"]]
     out = {}
     for name in args.detector or [None]:
         pipe = _pipeline(name)
-        out[pipe.detector.name] = faithfulness(pipe, images, log=print)
+        out[pipe.detector.name] = faithfulness(pipe, images, road=ROAD_FRACTIONS if args.road else None, log=print)
         for method, v in out[pipe.detector.name].items():
             if method != "_summary":
+                road = (f" ROAD MoRF {v['road_morf']:.3f} LeRF {v['road_lerf']:.3f} combined {v['road_combined']:.3f}"
+                        if "road_combined" in v else "")
                 print(f"{pipe.detector.name} {method}: deletion {v['deletion_auc']:.3f} insertion {v['insertion_auc']:.3f} "
-                      f"lung mass {v['lung_mass']:.2f} border mass {v['border_mass']:.2f}")
+                      f"lung mass {v['lung_mass']:.2f} border mass {v['border_mass']:.2f}{road}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "metrics.json").write_text(json.dumps({"manifest": args.manifest, "files": list(rows["file"]), "detectors": out}, indent=1))
     return 0

@@ -9,6 +9,11 @@ Location: the share of each map's mass inside a rough lung-field box and in the 
 those regions' share of the area (what a uniform map would give).
 
 Caveat: blurring is itself a change the detector may score as anomalous, so the whole-image blur shift is reported.
+ROAD (Rong et al. 2022, "A Consistent and Efficient Evaluation Strategy for Attribution Methods") answers that
+caveat: removed pixels are filled by noisy linear imputation from their neighbours (pytorch-grad-cam's
+`NoisyLinearImputer`), and both orders are run: most relevant first (MoRF, a faithful map makes the score fall)
+and least relevant first (LeRF, the score should stay). ROAD combined = mean(LeRF - MoRF), higher is better; a
+change the removal itself causes shifts both curves alike and cancels.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
 BLUR_SIGMA = 10.0
 #: rough lung-field box in the 224x224 centre crop (rows, columns as fractions): apices to costophrenic angles
 LUNG_BOX = (0.12, 0.85, 0.10, 0.90)
+#: ROAD: fractions of pixels removed and imputed
+ROAD_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 BORDER = 0.08  # outer band (fraction of the side) where markers, text and collimation edges sit
 
 
@@ -60,6 +67,24 @@ def masked_views(gray: np.ndarray, saliency: np.ndarray, fractions: Sequence[flo
     return out
 
 
+def road_views(gray: np.ndarray, saliency: np.ndarray, fractions: Sequence[float], order: str, seed: int = 0) -> list[np.ndarray]:
+    """Images with the top `f` most (order "morf") or least ("lerf") salient pixels removed and imputed (ROAD)."""
+    import torch
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+
+    imputer = NoisyLinearImputer()
+    ranked = _order(saliency if order == "morf" else -np.asarray(saliency, dtype=np.float64), seed)
+    img = torch.from_numpy(gray.astype(np.float32) / 255.0)[None]
+    torch.manual_seed(seed)
+    out = []
+    for f in fractions:
+        keep = np.ones(gray.size, dtype=np.float32)
+        keep[ranked[: int(round(f * gray.size))]] = 0.0
+        filled = imputer(img, torch.from_numpy(keep.reshape(gray.shape)))[0].numpy()
+        out.append(np.clip(np.rint(filled * 255.0), 0, 255).astype(np.uint8))
+    return out
+
+
 def map_location(saliency: np.ndarray) -> dict:
     """Share of the map's mass inside the lung box and in the border band, and those regions' share of the area."""
     h, w = saliency.shape
@@ -81,9 +106,11 @@ def _auc(fractions: Sequence[float], curve: np.ndarray) -> float:
 
 
 def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] | None = None,
-                 fractions: Sequence[float] = FRACTIONS, seed: int = 0, log=None) -> dict:
+                 fractions: Sequence[float] = FRACTIONS, seed: int = 0, road: Sequence[float] | None = None,
+                 log=None) -> dict:
     """Deletion / insertion AUCs and map location per explanation method (plus "random") for the pipeline's
-    detector, averaged over `images` (uint8 grayscale). Returns {method: {...}} and a "_summary" entry."""
+    detector, averaged over `images` (uint8 grayscale); with `road` (fractions, e.g. ROAD_FRACTIONS) also the ROAD
+    MoRF / LeRF curves. Returns {method: {...}} and a "_summary" entry."""
     from medsight.training.stability import normal_spread
     from medsight.vision.explain import available_methods, explain
 
@@ -91,7 +118,7 @@ def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] 
     methods = list(methods or available_methods(pipeline)) + ["random"]
     spread = normal_spread(det)
     inner = [f for f in fractions if 0.0 < f < 1.0]
-    per = {m: {"deletion": [], "insertion": [], "location": [], "map_seconds": []} for m in methods}
+    per = {m: {"deletion": [], "insertion": [], "location": [], "map_seconds": [], "morf": [], "lerf": []} for m in methods}
     blur_shift = []
     for i, img in enumerate(images):
         gray = to_square(np.asarray(img))
@@ -106,10 +133,18 @@ def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] 
             per[m]["location"].append(map_location(sal))
             for mode in ("deletion", "insertion"):
                 views += masked_views(gray, sal, inner, mode, seed + i, base)
-                index.append((m, mode))
+                index.append((m, mode, len(inner)))
+            for order in ("morf", "lerf") if road else ():
+                views += road_views(gray, sal, road, order, seed + i)
+                index.append((m, order, len(road)))
         scores = np.concatenate([det.score(pipeline.maps(views[j : j + 16])) for j in range(0, len(views), 16)])
-        for k, (m, mode) in enumerate(index):
-            mid = scores[k * len(inner) : (k + 1) * len(inner)]
+        start = 0
+        for m, mode, n in index:
+            mid = scores[start : start + n]
+            start += n
+            if mode in ("morf", "lerf"):  # mean score change over the removal fractions
+                per[m][mode].append(float(np.mean(mid - s_clean) / spread))
+                continue
             ends = (s_clean, s_blur) if mode == "deletion" else (s_blur, s_clean)
             curve = (np.concatenate([[ends[0]], mid, [ends[1]]]) - s_clean) / spread
             per[m][mode].append(_auc([0.0, *inner, 1.0], curve))
@@ -126,8 +161,14 @@ def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] 
                   "share_insertion_beats_random": float(np.mean(ins > rnd_ins)),
                   **{k: float(np.mean([x[k] for x in loc])) for k in loc[0]},
                   "seconds_per_map": float(np.mean(per[m]["map_seconds"])), "n": int(len(d))}
+        if road:
+            morf, lerf = np.array(per[m]["morf"]), np.array(per[m]["lerf"])
+            rnd = np.array(per["random"]["lerf"]) - np.array(per["random"]["morf"])
+            out[m].update({"road_morf": float(morf.mean()), "road_lerf": float(lerf.mean()),
+                           "road_combined": float((lerf - morf).mean()),
+                           "share_road_beats_random": float(np.mean(lerf - morf > rnd))})
     out["_summary"] = {"detector": det.name, "n_images": len(images), "fractions": list(fractions),
                        "blur_sigma": BLUR_SIGMA, "score_unit": "held-out normal-score IQR",
                        "normal_score_iqr": spread, "median_blur_shift": float(np.median(blur_shift)),
-                       "lung_box": LUNG_BOX, "border_band": BORDER}
+                       "lung_box": LUNG_BOX, "border_band": BORDER, "road_fractions": list(road) if road else None}
     return out

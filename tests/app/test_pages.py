@@ -71,6 +71,13 @@ def test_heatmap_viewer_gradcam(scored_study):
     at.selectbox(key="heatmap_method").set_value("gradcam").run()
     assert not at.error, [e.value for e in at.error]
     assert "gradcam" in [c for img in at.image for c in (img.captions or [])]
+    # the measured faithfulness of the default detector's maps is shown beside them (assets/evaluation/explain)
+    from medsight.app_views import faithfulness_note
+    from medsight.vision.pipeline import DEFAULT_DETECTOR
+
+    note = faithfulness_note(DEFAULT_DETECTOR, "gradcam")
+    if DEFAULT_DETECTOR == "fused_lungs":
+        assert note and "ROAD" in note and note in rendered_text(at)
 
 
 def test_clinical_note_entities_negation_conditions_and_agreement(scored_study):

@@ -53,11 +53,29 @@ def test_faithfulness_on_a_real_radiograph(cxr_manifest, gray):
     train = df[(df["split"] == "train") & (df["is_normal"] == 1)].sample(n=16, random_state=2)
     maps = _maps(backbone, [load_image(cxr_manifest.parent / f) for f in train["file"]])
     pipe = AnomalyPipeline(backbone, PooledKNN.fit(maps[:12], maps[12:], k=3, log=lambda *_: None))
-    res = F.faithfulness(pipe, [gray], methods=["gradcam"], fractions=(0.0, 0.2, 1.0))
+    res = F.faithfulness(pipe, [gray], methods=["gradcam"], fractions=(0.0, 0.2, 1.0), road=(0.3,))
     assert set(res) == {"gradcam", "random", "_summary"}
     for m in ("gradcam", "random"):
         v = res[m]
         assert np.isfinite([v["deletion_auc"], v["insertion_auc"]]).all() and v["n"] == 1
+        assert np.isfinite([v["road_morf"], v["road_lerf"]]).all()
+        assert v["road_combined"] == pytest.approx(v["road_lerf"] - v["road_morf"])
         assert 0 <= v["lung_mass"] <= 1 and 0 <= v["border_mass"] <= 1
     assert res["random"]["deletion_minus_random"] == 0
     assert res["_summary"]["detector"] == "knn" and res["_summary"]["n_images"] == 1
+
+
+def test_road_views_impute_exactly_the_removed_pixels(gray):
+    sal = np.zeros(gray.shape, np.float32)
+    sal[100:140, 80:150] = 1.0  # a salient block
+    frac = float((sal > 0).mean())
+    (morf,) = F.road_views(gray, sal, [frac], "morf")
+    (lerf,) = F.road_views(gray, sal, [1 - frac], "lerf")
+    inside = sal > 0
+    assert np.array_equal(morf[~inside], gray[~inside]) and not np.array_equal(morf[inside], gray[inside])
+    assert np.array_equal(lerf[inside], gray[inside])  # LeRF removed everything but the salient block
+    # imputed from the neighbours: close to the block's surroundings, not a constant or noise
+    ring = np.zeros_like(inside)
+    ring[96:144, 76:154] = True
+    ring &= ~inside
+    assert abs(float(morf[inside].mean()) - float(gray[ring].mean())) < 25
