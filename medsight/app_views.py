@@ -60,8 +60,29 @@ def calibration_figure(normal_scores, anomaly_score: float, threshold: float, me
     return fig
 
 
+PATCH_NAMES = {"mean_patch_distance": "PatchCore mean lung-field patch distance",
+               "max_patch_distance": "PatchCore largest lung-field patch distance"}
+
+
+def component_label(key: str) -> str:
+    """Readable name of a score component: the paper's, a k-NN member (`relu4_3_full_centred`), a PatchCore signal,
+    or a fusion part (`detector.signal`)."""
+    if key in COMPONENT_NAMES:
+        return COMPONENT_NAMES[key]
+    if key in PATCH_NAMES:
+        return PATCH_NAMES[key]
+    if "." in key:
+        detector, signal = key.split(".", 1)
+        return f"{detector}: {component_label(signal)}"
+    parts = key.split("_")
+    if len(parts) >= 3 and parts[0].startswith("relu") and parts[2] in ("full", "lungs"):
+        where = "whole image" if parts[2] == "full" else "lung field"
+        return f"k-NN distance, {parts[0]}_{parts[1]}, {where}" + (", centred" if key.endswith("_centred") else "")
+    return key
+
+
 def components_table(components: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"component": COMPONENT_NAMES.get(k, k), "key": k, "value": round(float(v), 4)}
+    return pd.DataFrame([{"component": component_label(k), "key": k, "value": round(float(v), 4)}
                          for k, v in components.items()])
 
 
