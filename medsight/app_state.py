@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 APP_TITLE = "MedSight"
 DETECTOR_LABELS = {
     "paper": "paper: VAE + ViT (the source paper's detector)",
+    "paper_multiscale": "paper_multiscale: one VAE per VGG block (the paper's multi-scale future work)",
     "knn": "knn: k nearest normals, pooled relu4_3",
     "knn_fused": "knn_fused: three k-NN views fused, augmented bank",
     "fused_lungs": "fused_lungs: centred k-NN views + lung-field patch distance (default)",

@@ -30,6 +30,8 @@ DETECTOR_RECIPES = {
                                              {"layer": "relu4_3", "region": None, "centred": True},
                                              {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
     "patchcore": ("patchcore", {"layers": ["relu3_3", "relu4_3"]}),
+    # the paper's "multi-scale latent analysis" (8.2): one VAE per VGG block, fused by held-out z-scores
+    "paper_multiscale": ("multiscale_vae", {}),
     # needs knn_fused and patchcore trained first (in the same run or folder)
     "fused_lungs": ("fusion", {"parts": [["knn_fused", "relu4_3_full_centred"], ["knn_fused", "relu3_3_lungs_centred"],
                                          ["patchcore", "mean_patch_distance"]]}),
