@@ -16,7 +16,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("orientation-fit", help="fit the gate's orientation check on training normals (weights/orientation.json)")
     p.add_argument("--manifest", required=True)
-    p.add_argument("--n", type=int, default=3000, help="training normals (20%% held out to measure it)")
+    p.add_argument("--n", type=int, default=100_000, help="training normals, at most (default: all; 20%% held out to measure it)")
     p.add_argument("--out", default=None, help="weights folder (default: weights/)")
     p.set_defaults(func=cmd_orientation_fit)
 

@@ -85,7 +85,7 @@ def train_normal_maps(manifest: str | Path, split: str = "train", n: int = 2000,
     return cached_maps(sample["path"], _backbone_factory())
 
 
-def train_normal_pixels(manifest: str | Path, split: str = "train", n: int = 3000, seed: int = 0) -> list[np.ndarray]:
+def train_normal_pixels(manifest: str | Path, split: str = "train", n: int = 100_000, seed: int = 0) -> list[np.ndarray]:
     """Grayscale pixels of up to `n` training normals (a random sample; for the orientation check)."""
     from medsight.training.dataset import read_manifest
 
