@@ -28,8 +28,9 @@ from medsight.training.features import LAYERS, cached_maps  # noqa: E402
 from medsight.training.metrics import CONTROLLED, auroc  # noqa: E402
 from medsight.training.synthetic import augment  # noqa: E402
 from medsight.training.workflow import AUG_SEED, _backbone_factory, training_views  # noqa: E402
+from medsight.vision.detectors.knn import LUNG_BOX, pooled_region  # noqa: E402
 
-LUNG = (slice(3, 12), slice(2, 12))  # the k-NN detectors' lung-field box on the 14x14 grid
+LUNG = (slice(LUNG_BOX[0], LUNG_BOX[1]), slice(LUNG_BOX[2], LUNG_BOX[3]))
 
 
 def tasks(df) -> dict[str, np.ndarray]:
@@ -41,12 +42,12 @@ def tasks(df) -> dict[str, np.ndarray]:
 
 
 def pooled(maps, how: str) -> np.ndarray:
-    out = []
-    for i in range(0, len(maps), 256):
-        f = torch.from_numpy(np.asarray(maps[i : i + 256], dtype=np.float32))
-        out.append({"mean": lambda: f.mean((2, 3)), "lung_mean": lambda: f[:, :, LUNG[0], LUNG[1]].mean((2, 3)),
-                    "std": lambda: f.std((2, 3)), "max": lambda: f.amax((2, 3))}[how]())
-    return torch.cat(out).numpy()
+    """N x 1280: each channel's mean over the grid or the lung box, or its spatial std or max."""
+    if how in ("mean", "lung_mean"):
+        region = LUNG_BOX if how == "lung_mean" else None
+        return np.concatenate([pooled_region(maps, layer, region) for layer in LAYERS], axis=1)
+    reduce = {"std": np.std, "max": np.max}[how]
+    return np.concatenate([reduce(np.asarray(maps[i : i + 256], dtype=np.float32), axis=(2, 3)) for i in range(0, len(maps), 256)])
 
 
 def knn_distance(bank: np.ndarray, query: np.ndarray, k: int = 5, centred: bool = False, drop: np.ndarray | None = None) -> np.ndarray:

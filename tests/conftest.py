@@ -32,3 +32,31 @@ def real_radiographs(cxr_manifest):
     dev = df[df["split"] == "dev"]
     picks = dev.groupby("label").head(1)
     return [(cxr_manifest.parent / f, label) for f, label in zip(picks["file"], picks["label"])]
+
+
+@pytest.fixture(scope="session")
+def cpu_backbone():
+    """The VGG16 backbone on the CPU, loaded once for every test that needs real feature maps."""
+    from medsight.vision.backbone import WeightsError, load_backbone
+
+    try:
+        return load_backbone("auto", "cpu")
+    except WeightsError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def train_normal_maps(cxr_manifest, cpu_backbone):
+    """`maps(n, seed)`: backbone feature maps of n random training normals."""
+    import pandas as pd
+
+    from medsight.imaging.gate_eval import _maps
+    from medsight.imaging.load import load_image
+
+    df = pd.read_csv(cxr_manifest)
+    normals = df[(df["split"] == "train") & (df["is_normal"] == 1)]
+
+    def maps(n: int, seed: int):
+        files = normals.sample(n=n, random_state=seed)["file"]
+        return _maps(cpu_backbone, [load_image(cxr_manifest.parent / f) for f in files])
+    return maps

@@ -149,8 +149,8 @@ def evaluate_gate(manifest: str | Path, out_dir: str | Path, n_dev: int = 400, n
             oods = ood_check(np.asarray(maps, dtype=np.float32), state)
         for (name, im), ood in zip(items, oods):
             stats = check_frontal_cxr(im, orientation=None)
-            turned = orientation.check(im.pixels)["flag"] if orientation is not None else False
-            both = check_frontal_cxr(im, ood)
+            both = check_frontal_cxr(im, ood, orientation)  # the orientation model of `weights_dir`, if any
+            turned = orientation is not None and both.checks["p_upright"] < orientation.threshold
             rows.append({"kind": kind, "name": name, "flag_stats": not stats.ok, "flag_orientation": turned,
                          "flag_ood": bool(ood and ood["ood"]),
                          "flag": not both.ok, "ood_distance": ood["ood_distance"] if ood else None,

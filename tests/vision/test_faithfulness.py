@@ -2,7 +2,6 @@
 real radiograph with a k-NN detector fitted here, with Grad-CAM and the random baseline."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from medsight.imaging.load import load_image
@@ -39,20 +38,12 @@ def test_map_location_shares():
     assert np.array_equal(r, F.random_map(3)) and r.min() == 0 and r.max() == pytest.approx(1)
 
 
-def test_faithfulness_on_a_real_radiograph(cxr_manifest, gray):
-    from medsight.imaging.gate_eval import _maps
-    from medsight.vision.backbone import WeightsError, load_backbone
+def test_faithfulness_on_a_real_radiograph(cpu_backbone, train_normal_maps, gray):
     from medsight.vision.detectors.knn import PooledKNN
     from medsight.vision.pipeline import AnomalyPipeline
 
-    try:
-        backbone = load_backbone("auto", "cpu")
-    except WeightsError as exc:
-        pytest.skip(str(exc))
-    df = pd.read_csv(cxr_manifest)
-    train = df[(df["split"] == "train") & (df["is_normal"] == 1)].sample(n=16, random_state=2)
-    maps = _maps(backbone, [load_image(cxr_manifest.parent / f) for f in train["file"]])
-    pipe = AnomalyPipeline(backbone, PooledKNN.fit(maps[:12], maps[12:], k=3, log=lambda *_: None))
+    maps = train_normal_maps(16, seed=2)
+    pipe = AnomalyPipeline(cpu_backbone, PooledKNN.fit(maps[:12], maps[12:], k=3, log=lambda *_: None))
     res = F.faithfulness(pipe, [gray], methods=["gradcam"], fractions=(0.0, 0.2, 1.0), road=(0.3,))
     assert set(res) == {"gradcam", "random", "_summary"}
     for m in ("gradcam", "random"):

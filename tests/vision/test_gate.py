@@ -1,8 +1,6 @@
 """The OOD gate on real data: dev radiographs pass; blank and inverted films, photos, a CT slice and documents are
 flagged by image statistics or by the feature-space distance to training normals."""
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from medsight.imaging.gate import check_frontal_cxr
@@ -38,22 +36,14 @@ def test_colour_photos_and_odd_shapes_are_flagged():
 
 
 @pytest.fixture(scope="module")
-def feature_state(cxr_manifest, tmp_path_factory):
-    from medsight.imaging.gate_eval import _maps
-    from medsight.vision.backbone import WeightsError, load_backbone
+def feature_state(cpu_backbone, train_normal_maps, tmp_path_factory):
     from medsight.vision.ood import fit_ood, load_ood, save_ood
 
-    try:
-        backbone = load_backbone("auto", "cpu")
-    except WeightsError as exc:
-        pytest.skip(str(exc))
-    df = pd.read_csv(cxr_manifest)
-    train = df[(df["split"] == "train") & (df["is_normal"] == 1)].sample(n=24, random_state=0)
-    maps = _maps(backbone, [load_image(cxr_manifest.parent / f) for f in train["file"]])
+    maps = train_normal_maps(24, seed=0)
     state = fit_ood(maps[:18], maps[18:], k=3)
     d = tmp_path_factory.mktemp("ood")
     save_ood(state, d)
-    return backbone, load_ood(d), state
+    return cpu_backbone, load_ood(d), state
 
 
 def test_feature_distance_separates_radiographs_from_other_images(feature_state, radiographs):

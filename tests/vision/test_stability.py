@@ -2,7 +2,6 @@
 small for mild acquisition changes next to a drastic one, on real radiographs with a k-NN detector fitted here."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from medsight.imaging.load import load_image
@@ -34,21 +33,13 @@ def test_sample_is_stratified_by_label(cxr_manifest):
 
 
 @pytest.fixture(scope="module")
-def knn_pipeline(cxr_manifest):
-    from medsight.imaging.gate_eval import _maps
-    from medsight.vision.backbone import WeightsError, load_backbone
+def knn_pipeline(cpu_backbone, train_normal_maps):
     from medsight.vision.detectors.knn import PooledKNN
     from medsight.vision.pipeline import AnomalyPipeline
 
-    try:
-        backbone = load_backbone("auto", "cpu")
-    except WeightsError as exc:
-        pytest.skip(str(exc))
-    df = pd.read_csv(cxr_manifest)
-    train = df[(df["split"] == "train") & (df["is_normal"] == 1)].sample(n=24, random_state=1)
-    maps = _maps(backbone, [load_image(cxr_manifest.parent / f) for f in train["file"]])
+    maps = train_normal_maps(24, seed=1)
     det = PooledKNN.fit(maps[:16], maps[16:], k=3, log=lambda *_: None)
-    return AnomalyPipeline(backbone, det)
+    return AnomalyPipeline(cpu_backbone, det)
 
 
 def test_stability_on_real_radiographs(knn_pipeline, grays):

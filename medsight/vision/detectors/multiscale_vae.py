@@ -18,6 +18,7 @@ import torch
 
 from medsight.training.features import LAYERS
 from medsight.vision.detectors.base import Detector, register
+from medsight.vision.detectors.knn import pooled_region
 from medsight.vision.scoring import Calibration
 from medsight.vision.vae import FeatureVAE, kl_divergence, reconstruction_error
 
@@ -26,9 +27,7 @@ CAM_LAYERS = {"relu3_3": 14, "relu4_3": 21, "relu5_3": 28}  # VGG16 `features` i
 
 def pooled_log(maps: np.ndarray, layer: str) -> np.ndarray:
     """log(1 + global average of one layer's ReLU map), N x C (the 14x14 grid average equals the full-map average)."""
-    lo, hi = LAYERS[layer]
-    return np.concatenate([np.log1p(np.asarray(maps[i : i + 512, lo:hi], dtype=np.float32).mean(axis=(2, 3)))
-                           for i in range(0, len(maps), 512)]) if len(maps) else np.zeros((0, hi - lo), np.float32)
+    return np.log1p(pooled_region(maps, layer, None))
 
 
 @register
