@@ -1,134 +1,18 @@
-"""MedSight: upload & score. The entry page of the Streamlit app (`streamlit run app.py`); the other pages are in
-pages/. Pages are thin: session state in, library calls, widgets out."""
+"""MedSight, the Streamlit app (`streamlit run app.py`): the router. Every page lives in pages/ and is a thin shell
+over the library (session state in, library calls, widgets out); each sets up the shared chrome itself
+(`medsight.app_state.page_setup`), so a page opened by its own URL looks the same as one reached from the menu.
 
-from __future__ import annotations
-
-import dataclasses
-import hashlib
+With `st.navigation` the router runs first on every request, direct page URLs included, and Streamlit's classic
+pages/ auto-discovery is off: the menu shows the titles below, not file names."""
 
 import streamlit as st
 
-from medsight import app_state as state
-from medsight import app_views as views
-from medsight.imaging import ImageLoadError, load_image
-from medsight.imaging.gate import check_frontal_cxr
-from medsight.imaging.orientation import turn_upright
-from medsight.registry import ModelUnavailable
-from medsight.samples import list_samples, samples_dir
+PAGES = [
+    st.Page("pages/0_Upload_and_score.py", title="Upload & score", icon="🩻", default=True),
+    st.Page("pages/1_Heatmap_viewer.py", title="Heatmap viewer", icon="🔥"),
+    st.Page("pages/2_Clinical_notes.py", title="Clinical notes", icon="📝"),
+    st.Page("pages/3_Chat.py", title="Chat", icon="💬"),
+    st.Page("pages/4_Model_status.py", title="Model status", icon="⚙️"),
+]
 
-registry = state.page_setup("Upload & score")
-st.title("MedSight: upload & score")
-st.caption("Unsupervised chest X-ray anomaly detection for teaching: the model learnt what normal radiographs look "
-           "like and scores how unusual a new one is. " + state.disclaimer())
-
-detectors = state.available_detectors()
-if not detectors:
-    st.error("No trained detector weights found (weights/paper.json). Run `medsight train` or `bash scripts/setup.sh`.")
-    st.stop()
-if st.session_state.get("detector") not in detectors:
-    st.session_state["detector"] = detectors[0]
-detector = st.selectbox("Detector", detectors, key="detector", format_func=lambda d: state.DETECTOR_LABELS.get(d, d))
-
-upload_col, sample_col = st.columns([3, 2])
-with upload_col:
-    uploaded = st.file_uploader("Upload a chest radiograph (PNG, JPEG or DICOM)", key="upload",
-                                help="Read in memory only; nothing you upload is written to disk. Identifying DICOM tags are never read.")
-    if uploaded is not None:
-        data = uploaded.getvalue()
-        digest = hashlib.sha1(data).hexdigest()
-        study = state.current_study()
-        if study is None or study.digest != digest:
-            try:
-                state.set_study(load_image(data, uploaded.name), uploaded.name, "upload", digest=digest)
-            except ImageLoadError as exc:
-                st.session_state.pop("study", None)
-                st.error(str(exc))
-with sample_col:
-    samples = list_samples()
-    if samples:
-        choice = st.selectbox("…or pick a sample radiograph", range(len(samples)), key="sample_choice",
-                              format_func=lambda i: samples[i].title)
-        sample = samples[choice]
-        st.caption(f"Source: {sample.source} ({sample.dataset}) · Licence: {sample.license} · label: {sample.label}")
-        if st.button("Use this sample", key="use_sample"):
-            state.set_study(load_image(sample.path), sample.path.name, "sample",
-                            sample={"label": sample.label, "source": sample.source, "license": sample.license,
-                                    "dataset": sample.dataset}, digest=f"sample:{sample.path}")
-    else:
-        st.caption(f"No sample folder found (set MEDSIGHT_SAMPLES, or run `python scripts/fetch_samples.py`). "
-                   f"Looked for {samples_dir() or 'a manifest.csv'}.")
-
-study = state.current_study()
-if study is None:
-    st.info("Upload a radiograph or pick a sample to score it.")
-    st.stop()
-
-image_col, result_col = st.columns([2, 3])
-with image_col:
-    st.image(study.image.pixels, caption=f"{study.name} · {study.image.source_format} · "
-             f"{study.image.original_shape[1]}x{study.image.original_shape[0]} px", width="stretch")
-    if study.image.info.get("Modality"):
-        st.caption("DICOM: " + ", ".join(f"{k} {v}" for k, v in study.image.info.items()))
-    if study.sample:
-        st.caption(f"Sample from {study.sample['source']} ({study.sample['dataset']}), licence: {study.sample['license']}; "
-                   f"dataset label: {study.sample['label']}")
-
-gate = check_frontal_cxr(study.image)
-with result_col:
-    if not gate.ok:
-        st.warning("**This does not look like a frontal chest X-ray**, so no score is shown: "
-                   + "; ".join(gate.reasons) + ". The detector was trained on frontal chest radiographs only; "
-                   "its score would be meaningless here.")
-        turned = gate.checks.get("orientation", "upright")
-        if turned != "upright" and st.button("Turn it upright", key="turn_upright",
-                                             help="Undo the turn the orientation check found, then check it again."):
-            image = dataclasses.replace(study.image, pixels=turn_upright(study.image.pixels, turned))
-            state.set_study(image, f"{study.name} (turned upright)", study.origin, sample=study.sample, digest=study.digest)
-            st.rerun()
-        if not st.checkbox("Score it anyway (for teaching: see how the detector reacts to the wrong input)", key="force_score"):
-            st.stop()
-    try:
-        with st.spinner("Scoring…"):
-            result = state.score_study(study, detector)
-    except ModelUnavailable as exc:
-        state.show_unavailable(exc)
-        st.stop()
-    colour = views.RISK_COLOURS[result.risk]
-    st.markdown(f"<div style='font-size:1.1rem'>Risk band: <span id='risk-band' style='background:{colour};color:white;"
-                f"padding:4px 12px;border-radius:6px;font-weight:700'>{result.risk}</span></div>", unsafe_allow_html=True)
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Anomaly score", f"{result.anomaly_score:.3f}", help="Higher = less like the normal radiographs the model learnt from.")
-    m2.metric("Threshold", f"{result.threshold:.3f}", help="95% of held-out normal radiographs score below it.")
-    m3.metric("Normals scoring lower", f"{result.normal_percentile:.1f}%")
-    if not gate.ok:
-        st.caption("⚠️ Scored despite the warning above: not a meaningful result.")
-    st.caption(f"Latency {result.latency_ms:.0f} ms on {registry.status()['device']} · model {state.model_version(detector)}")
-    st.markdown(views.table_html(views.components_table(result.components)), unsafe_allow_html=True)
-
-with state.vision_pipeline(detector) as pipeline:
-    cal = pipeline.detector.calibration
-st.subheader("Where this image sits among the calibration normals")
-st.plotly_chart(views.calibration_figure(cal.normal_scores, result.anomaly_score, cal.threshold, cal.medium),
-                width="stretch")
-st.caption(f"{cal.n_normals} held-out normal radiographs, never used for fitting. LOW below the 80th percentile, "
-           f"MEDIUM up to the threshold (95th percentile), HIGH above.")
-
-st.subheader("Report")
-if st.button("Build PDF report (with a heatmap)", key="build_report"):
-    from medsight.imaging.preprocess import to_square
-    from medsight.report import build_report
-    from medsight.vision.render import render_overlay
-
-    with st.spinner("Computing the heatmap and the report…"):
-        square = to_square(study.image.pixels)
-        method, heatmap, failures = state.report_heatmap(study, detector)
-        for failed, why in failures:
-            st.error(f"Heatmap {failed} failed ({why}); the report uses {method or 'no heatmap'}.")
-        overlay = render_overlay(square, heatmap, 0.65, 0.0, True, True) if heatmap is not None else None
-        st.session_state["report_pdf"] = (study.digest, detector, build_report(
-            square, result, state.model_version(detector), state.disclaimer(), overlay, method or "",
-            gate.reasons if not gate.ok else None))
-report = st.session_state.get("report_pdf")
-if report and report[0] == study.digest and report[1] == detector:
-    st.download_button("Download the PDF report", report[2], file_name=f"medsight_{study.name.rsplit('.', 1)[0]}.pdf",
-                       mime="application/pdf", key="download_report")
+st.navigation(PAGES).run()

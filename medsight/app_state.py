@@ -6,18 +6,17 @@ Nothing here writes what a user uploads or types to disk: images, notes and chat
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 import streamlit as st
 
+from medsight.case import Case
 from medsight.imaging import LoadedImage
-from medsight.vision.pipeline import DEFAULT_DETECTOR, MAP_DETECTOR
+from medsight.vision.pipeline import DEFAULT_DETECTOR
 from medsight.registry import APP_MODELS, ModelRegistry, ModelUnavailable, build_app_registry
 
 log = logging.getLogger(__name__)
@@ -59,19 +58,14 @@ def get_registry() -> ModelRegistry:
 
 @contextmanager
 def vision_pipeline(detector: str = DEFAULT_DETECTOR) -> Iterator[Any]:
-    """An AnomalyPipeline over the shared backbone and detector, pinned on its device while in use.
+    """The same AnomalyPipeline as the CLI's (`AnomalyPipeline.load`: detector, companion map detector, the gate's
+    feature-space check) over the registry's shared backbone and detectors, pinned on its device while in use.
     Raises ModelUnavailable (one sentence) when the weights are missing."""
     from medsight.vision import AnomalyPipeline
 
     registry = get_registry()
     with registry.use("vgg16") as backbone:
-        companion = None
-        if detector != MAP_DETECTOR and MAP_DETECTOR in available_detectors():
-            try:
-                companion = registry.get(MAP_DETECTOR)
-            except ModelUnavailable:
-                companion = None
-        yield AnomalyPipeline(backbone, registry.get(detector), map_detector=companion)
+        yield AnomalyPipeline.load(detector, backbone=backbone, get_detector=registry.get)
 
 
 def available_detectors() -> list[str]:
@@ -86,68 +80,59 @@ def available_detectors() -> list[str]:
 
 def model_version(detector: str) -> str:
     """'paper (paper_vae_vit), trained 2026-11-28 09:14 UTC, weights sha256 1a2b3c4d5e6f' for reports and pages."""
-    return _model_version(detector, _weights_mtime(detector))
+    from medsight.report import model_version as version
+
+    return version(detector)
 
 
-@st.cache_data(show_spinner=False)
-def _model_version(detector: str, _mtime: float) -> str:
-    import json
-
-    from medsight import config
-
-    meta_path, tensors = config.WEIGHTS_DIR / f"{detector}.json", config.WEIGHTS_DIR / f"{detector}.safetensors"
-    if not meta_path.is_file():
-        return f"{detector} (no weights)"
-    meta = json.loads(meta_path.read_text())
-    digest = hashlib.sha256(tensors.read_bytes()).hexdigest()[:12] if tensors.is_file() else "?"
-    trained = (meta.get("card") or {}).get("trained_at", "unknown date")
-    return f"{detector} ({meta.get('kind', '?')}), trained {trained}, weights sha256 {digest}"
+# -- the user's case ------------------------------------------------------------------------------------------------
+#: the app's name for a case (one radiograph and everything derived from it in this session)
+Study = Case
 
 
-def _weights_mtime(detector: str) -> float:
-    from medsight import config
-
-    path = config.WEIGHTS_DIR / f"{detector}.safetensors"
-    return path.stat().st_mtime if path.is_file() else 0.0
-
-
-# -- the user's study ----------------------------------------------------------------------------------------------
-@dataclass
-class Study:
-    """One radiograph and everything derived from it in this session."""
-
-    name: str
-    image: LoadedImage
-    origin: str  # "upload" or "sample"
-    sample: dict = field(default_factory=dict)  # label, source, licence of a sample image
-    results: dict = field(default_factory=dict)  # detector -> ScoreResult
-    heatmaps: dict = field(default_factory=dict)  # (detector, method) -> HxW map in [0, 1]
-    digest: str = ""
-
-    def result(self, detector: str):
-        return self.results.get(detector)
+def active_detector() -> str:
+    """The detector the user chose on the upload page; every page uses it (kept outside widget state, which
+    Streamlit drops when the widget is not on the page)."""
+    detectors = available_detectors()
+    chosen = st.session_state.get("active_detector")
+    if chosen not in detectors:
+        chosen = detectors[0] if detectors else DEFAULT_DETECTOR
+        st.session_state["active_detector"] = chosen
+    return chosen
 
 
-def current_study() -> Study | None:
-    return st.session_state.get("study")
+def set_active_detector(detector: str) -> None:
+    st.session_state["active_detector"] = detector
+    case = current_study()
+    if case is not None:
+        case.detector = detector
 
 
-def set_study(image: LoadedImage, name: str, origin: str, sample: dict | None = None, digest: str = "") -> Study:
-    study = Study(name=name, image=image, origin=origin, sample=sample or {}, digest=digest)
-    st.session_state["study"] = study
-    st.session_state.pop("note_analysis", None)  # a note belongs to the study it was analysed with
-    return study
+def current_study() -> Case | None:
+    """The session's case when it has a radiograph, else None."""
+    case = st.session_state.get("study")
+    return case if case is not None and case.image is not None else None
 
 
-def score_study(study: Study, detector: str):
-    """Score (once per detector) and keep the result on the study."""
+def set_study(image: LoadedImage, name: str, origin: str, sample: dict | None = None, digest: str = "") -> Case:
+    """A new radiograph starts a new case; a note analysed with the previous one is dropped with it."""
+    case = Case(name=name, image=image, origin=origin, sample=sample or {}, digest=digest, detector=active_detector())
+    st.session_state["study"] = case
+    st.session_state.pop("note_analysis", None)
+    st.session_state.pop("report_pdf", None)
+    return case
+
+
+def score_study(study: Case, detector: str | None = None):
+    """Score (once per detector) and keep the result on the case."""
+    detector = detector or study.detector
     if detector not in study.results:
         with vision_pipeline(detector) as pipeline:
-            study.results[detector] = pipeline.score(study.image, study.name)
+            study.score(pipeline)
     return study.results[detector]
 
 
-def study_heatmap(study: Study, detector: str, method: str) -> np.ndarray:
+def study_heatmap(study: Case, detector: str, method: str) -> np.ndarray:
     key = (detector, method)
     if key not in study.heatmaps:
         from medsight.vision.explain import explain
@@ -157,22 +142,12 @@ def study_heatmap(study: Study, detector: str, method: str) -> np.ndarray:
     return study.heatmaps[key]
 
 
-#: heatmap the report prefers: a spatial one first (the latent attention map has no spatial layout)
-REPORT_METHODS = ("anomaly_map", f"anomaly_map:{MAP_DETECTOR}", "gradcam", "latent_attention")  # cheapest first
+def case_report(study: Case) -> tuple[bytes, list[tuple[str, str]]]:
+    """The PDF report of the case with the active detector (`medsight.report.case_report`, as `medsight report`)."""
+    from medsight.report import case_report as build
 
-
-def report_heatmap(study: Study, detector: str) -> tuple[str | None, np.ndarray | None, list[tuple[str, str]]]:
-    """(method, map, failures) for the PDF: the first of REPORT_METHODS the detector offers that computes; a method
-    that fails is logged with its traceback and reported on the page, not hidden."""
-    failures = []
-    methods = heatmap_methods(detector)
-    for method in [m for m in REPORT_METHODS if m in methods]:
-        try:
-            return method, study_heatmap(study, detector, method), failures
-        except Exception as exc:  # noqa: BLE001 - shown to the user and logged loudly below
-            log.exception("heatmap %s failed", method)
-            failures.append((method, f"{type(exc).__name__}: {exc}"))
-    return None, None, failures
+    with vision_pipeline(study.detector) as pipeline:
+        return build(study, pipeline)
 
 
 def heatmap_methods(detector: str) -> list[str]:
@@ -182,20 +157,29 @@ def heatmap_methods(detector: str) -> list[str]:
         return available_methods(pipeline)
 
 
+def note_analysis():
+    """The note analysed in this session (kept with the case it was compared with), or None."""
+    return st.session_state.get("note_analysis")
+
+
+def set_note_analysis(analysis) -> None:
+    st.session_state["note_analysis"] = analysis
+    case = current_study()
+    if case is not None:
+        case.note = analysis
+
+
 def case_for_chat() -> dict:
-    """The current case as plain data for `medsight.chat.chat` and `medsight.nlp` fusion."""
-    study, case = current_study(), {}
-    if study is not None:
-        detector = st.session_state.get("detector", DEFAULT_DETECTOR)
-        result = study.result(detector) or next(iter(study.results.values()), None)
-        if result is not None:
-            case["vision"] = {"anomaly_score": result.anomaly_score, "risk_band": result.risk, "threshold": result.threshold,
-                              "components": result.components, "detector": result.detector}
-    analysis = st.session_state.get("note_analysis")
-    if analysis is not None:
-        case["note"] = analysis.to_dict()
-        case["note"]["text"] = analysis.text
-    return case
+    """The current case as plain data for `medsight.chat.chat` (`Case.to_chat`), the note included even when no
+    radiograph was scored."""
+    case = current_study()
+    analysis = note_analysis()
+    if case is None:
+        case = Case(name="", note=analysis)
+    else:
+        case.detector = active_detector()
+        case.note = analysis
+    return case.to_chat()
 
 
 # -- shared chrome ----------------------------------------------------------------------------------------------------
@@ -209,7 +193,8 @@ def page_setup(title: str, icon: str = "🩻") -> ModelRegistry:
             st.caption("Current study")
             st.image(study.image.pixels, caption=study.name, width=160)
             for det, res in study.results.items():
-                st.markdown(f"**{det}**: {res.anomaly_score:.3f} · {res.risk}")
+                st.markdown(f"**{det}**: " + (f"{res.anomaly_score:.3f} · {res.risk}" if res.scored
+                                               else "not a frontal chest film: no risk band"))
         else:
             st.caption("No study yet: upload a radiograph or pick a sample on the main page.")
         status = registry.status()
@@ -230,5 +215,6 @@ def show_unavailable(exc: Exception) -> None:
     st.error(f"{exc} The Model status page shows what is loaded.")
 
 
-__all__ = ["ModelUnavailable", "Study", "case_for_chat", "current_study", "get_registry", "page_setup", "score_study",
+__all__ = ["ModelUnavailable", "Case", "Study", "active_detector", "set_active_detector", "note_analysis",
+           "set_note_analysis", "case_for_chat", "current_study", "get_registry", "page_setup", "score_study",
            "set_study", "study_heatmap", "vision_pipeline", "model_version", "available_detectors", "heatmap_methods"]

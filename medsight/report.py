@@ -1,12 +1,18 @@
 """A one-page PDF report of a scored radiograph (fpdf2): the image, its heatmap overlay, the anomaly score with its
 risk band and components, where it sits among calibration normals, the model version and the disclaimer.
 
-Built in memory and returned as bytes: nothing is written to disk."""
+`case_report(case, pipeline)` builds it from a scored `medsight.case.Case` (the app's button and `medsight report`
+both call it); `build_report` lays out the page. Built in memory and returned as bytes: nothing is written to disk."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import logging
 from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -53,7 +59,8 @@ def build_report(image: np.ndarray, result, model_version: str, disclaimer: str,
     pdf.ln(3)
 
     pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(0, 7, _latin1(f"Anomaly score {result.anomaly_score:.3f}  -  risk band {result.risk}"
+    band = f"risk band {result.risk}" if getattr(result, "scored", True) else "no risk band (not a frontal chest film)"
+    pdf.cell(0, 7, _latin1(f"Anomaly score {result.anomaly_score:.3f}  -  {band}"
                            + ("  (flagged)" if result.flagged else "")), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     rows = [("Threshold (95% specificity on held-out normals)", f"{result.threshold:.3f}"),
@@ -75,3 +82,63 @@ def build_report(image: np.ndarray, result, model_version: str, disclaimer: str,
     pdf.set_font("Helvetica", "I", 9)
     pdf.multi_cell(0, 5, _latin1(disclaimer), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+log = logging.getLogger(__name__)
+
+#: heatmap the report prefers: a spatial one first (the latent attention map has no spatial layout), cheapest first
+REPORT_METHODS = ("anomaly_map", "anomaly_map:patchcore", "gradcam", "latent_attention")
+
+
+def report_heatmap(case, pipeline) -> tuple[str | None, np.ndarray | None, list[tuple[str, str]]]:
+    """(method, map, failures) for the report: the first of REPORT_METHODS the pipeline offers that computes (kept
+    in `case.heatmaps`); a method that fails is logged with its traceback and returned in `failures`, not hidden."""
+    from medsight.vision.explain import available_methods, explain
+
+    failures = []
+    detector = pipeline.detector.name
+    offered = available_methods(pipeline)
+    for method in [m for m in REPORT_METHODS if m in offered]:
+        key = (detector, method)
+        try:
+            if key not in case.heatmaps:
+                case.heatmaps[key] = explain(pipeline, case.image, method)
+            return method, case.heatmaps[key], failures
+        except Exception as exc:  # noqa: BLE001 - returned to the caller and logged loudly
+            log.exception("heatmap %s failed", method)
+            failures.append((method, f"{type(exc).__name__}: {exc}"))
+    return None, None, failures
+
+
+def case_report(case, pipeline, model: str | None = None) -> tuple[bytes, list[tuple[str, str]]]:
+    """The PDF of `case` scored by `pipeline` (scored here if it was not yet) and the heatmap failures, if any."""
+    from medsight.imaging.preprocess import to_square
+    from medsight.vision.pipeline import DISCLAIMER
+    from medsight.vision.render import render_overlay
+
+    result = case.score(pipeline)
+    square = to_square(case.image.pixels)
+    method, heatmap, failures = report_heatmap(case, pipeline)
+    overlay = render_overlay(square, heatmap, 0.65, 0.0, True, True) if heatmap is not None else None
+    pdf = build_report(square, result, model or model_version(pipeline.detector.name), DISCLAIMER, overlay,
+                       method or "", None if result.scored else result.reasons)
+    return pdf, failures
+
+
+def model_version(detector: str, weights_dir: str | Path | None = None) -> str:
+    """'paper (paper_vae_vit), trained 2026-11-28 09:14 UTC, weights sha256 1a2b3c4d5e6f' for reports and pages."""
+    from medsight import config
+
+    tensors = Path(weights_dir or config.WEIGHTS_DIR) / f"{detector}.safetensors"
+    return _model_version(str(tensors.parent), detector, tensors.stat().st_mtime if tensors.is_file() else 0.0)
+
+
+@lru_cache(maxsize=64)
+def _model_version(folder: str, detector: str, _mtime: float) -> str:
+    meta_path, tensors = Path(folder) / f"{detector}.json", Path(folder) / f"{detector}.safetensors"
+    if not meta_path.is_file():
+        return f"{detector} (no weights)"
+    meta = json.loads(meta_path.read_text())
+    digest = hashlib.sha256(tensors.read_bytes()).hexdigest()[:12] if tensors.is_file() else "?"
+    trained = (meta.get("card") or {}).get("trained_at", "unknown date")
+    return f"{detector} ({meta.get('kind', '?')}), trained {trained}, weights sha256 {digest}"

@@ -23,7 +23,7 @@ detectors = state.available_detectors()
 if not detectors:
     st.error("No trained detector weights found; see the Model status page.")
     st.stop()
-detector = st.session_state.get("detector") if st.session_state.get("detector") in detectors else detectors[0]
+detector = state.active_detector()
 try:
     from medsight.vision.explain import SPATIAL_NOTE
     from medsight.vision.render import clahe, render_overlay

@@ -16,8 +16,15 @@ EXAMPLE_NOTE = ("72-year-old with fever and productive cough for 3 days. Right l
                 "cannot exclude pneumonia. No pleural effusion. No pneumothorax. Heart size normal.")
 
 uploaded = st.file_uploader("Upload a note (.txt)", type=["txt"], key="note_file")
-if uploaded is not None:
-    st.session_state["note_text"] = uploaded.getvalue().decode("utf-8", errors="replace")
+if uploaded is not None and st.session_state.get("note_file_id") != uploaded.file_id:
+    from medsight.nlp import NoteError
+    from medsight.nlp.note import decode_note
+
+    st.session_state["note_file_id"] = uploaded.file_id  # read once: edits in the text box are kept afterwards
+    try:
+        st.session_state["note_text"] = decode_note(uploaded.getvalue())
+    except NoteError as exc:
+        st.error(f"{uploaded.name}: {exc}")
 if st.button("Use an example note", key="example_note"):
     st.session_state["note_text"] = EXAMPLE_NOTE
 text = st.text_area("Clinical note or radiology report", key="note_text", height=160)
@@ -25,19 +32,22 @@ text = st.text_area("Clinical note or radiology report", key="note_text", height
 if st.button("Analyse the note", type="primary", key="analyse_note"):
     from medsight.nlp import NoteError, analyze_note
 
-    case = state.case_for_chat().get("vision") or {}
+    study = state.current_study()
+    image_args = {}
+    if study is not None:
+        study.detector = state.active_detector()
+        image_args = study.note_image_args()
     try:
         with st.spinner("Analysing (the first note loads the language models)…"):
             registry.get("nlp")
-            st.session_state["note_analysis"] = analyze_note(text, anomaly_score=case.get("anomaly_score"),
-                                                             risk_band=case.get("risk_band"))
+            state.set_note_analysis(analyze_note(text, **image_args))
     except NoteError as exc:
         st.session_state.pop("note_analysis", None)
         st.error(str(exc))
     except state.ModelUnavailable as exc:
         state.show_unavailable(exc)
 
-analysis = st.session_state.get("note_analysis")
+analysis = state.note_analysis()
 if analysis is None:
     st.stop()
 
@@ -55,12 +65,19 @@ st.caption(f"Backends: {analysis.backends}")
 
 st.subheader("Note and image")
 if analysis.fusion is None:
-    st.info("Score a radiograph on the Upload & score page, then analyse the note again to compare them.")
+    study = state.current_study()
+    result = study.vision if study is not None else None
+    if result is not None and not result.scored:
+        st.info("The radiograph of this case did not pass the chest-film check, so its score is not compared with "
+                "the note.")
+    else:
+        st.info("Score a radiograph on the Upload & score page, then analyse the note again to compare them.")
 else:
     fusion = analysis.fusion
     box = {"consistent": st.success, "discordant": st.warning}.get(fusion.agreement, st.info)
     box(f"**{fusion.agreement.capitalize()}**: {fusion.reason}")
-    st.caption(f"note abnormality {fusion.note_abnormality:.2f} · image {fusion.image_risk_band} "
-               f"({fusion.image_anomaly_score if fusion.image_anomaly_score is not None else '-'}) · "
-               f"agreement {fusion.agreement_score:.2f}")
+    pct = fusion.image_normal_percentile
+    st.caption(f"note abnormality {fusion.note_abnormality:.2f} · image {fusion.image_risk_band}"
+               + (f" (above {pct:.1f}% of held-out normal films)" if pct is not None else "")
+               + f" · agreement {fusion.agreement_score:.2f}")
 st.caption(state.disclaimer())

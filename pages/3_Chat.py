@@ -10,11 +10,18 @@ from medsight import app_state as state
 registry = state.page_setup("Chat")
 st.title("Chat about this case")
 from medsight.chat import DISCLAIMER, chat  # noqa: E402
+from medsight.chat.safety import safe_markdown  # noqa: E402  (no remote images or HTML from chat text)
 
 case = state.case_for_chat()
 if case:
     vision = case.get("vision")
-    st.caption("Case: " + (f"anomaly score {vision['anomaly_score']:.3f} ({vision['risk_band']})" if vision else "no image score")
+    if vision and vision.get("scored", True) and vision.get("anomaly_score") is not None:
+        seen = f"anomaly score {vision['anomaly_score']:.3f} ({vision['risk_band']}, detector {vision.get('detector')})"
+    elif vision:
+        seen = "the radiograph did not pass the chest-film check (no score)"
+    else:
+        seen = "no image score"
+    st.caption("Case: " + seen
                + (" · clinical note analysed" if "note" in case else " · no note"))
 else:
     st.caption("No case yet: questions are answered from the knowledge base alone.")
@@ -22,14 +29,14 @@ else:
 history = st.session_state.setdefault("chat_history", [])
 for message in history:
     with st.chat_message(message["role"]):
-        st.markdown(message["content"])
+        st.markdown(safe_markdown(message["content"]))
         if message.get("tier"):
             st.caption(f"answered by: {message['tier']}" + (f" (after: {message['fallbacks']})" if message.get("fallbacks") else ""))
 
 question = st.chat_input("Ask about the case, the score or a condition", key="chat_question")
 if question:
     with st.chat_message("user"):
-        st.markdown(question)
+        st.markdown(safe_markdown(question))
     with st.chat_message("assistant"):
         answer = chat(case, [{"role": m["role"], "content": m["content"]} for m in history], question)
         # Streamed by hand into one placeholder: st.write_stream inspects chunks through Arrow, which this
@@ -37,8 +44,8 @@ if question:
         placeholder, text = st.empty(), ""
         for chunk in answer:
             text += chunk
-            placeholder.markdown(text + "▌")
-        placeholder.markdown(text)
+            placeholder.markdown(safe_markdown(text) + "▌")
+        placeholder.markdown(safe_markdown(text))
         fallbacks = "; ".join(f"{tier}: {why}" for tier, why in answer.fallbacks)
         st.caption(f"answered by: {answer.tier}" + (f" (after: {fallbacks})" if fallbacks else ""))
         if answer.sources:

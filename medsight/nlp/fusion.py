@@ -26,32 +26,45 @@ class Fusion:
     note_state: str  # abnormal | normal | uncertain
     note_abnormality: float  # in [0, 1]: highest probability among conditions the note reports
     image_risk_band: str
-    image_anomaly_score: float | None
-    agreement_score: float  # 1 - |note_abnormality - image anomaly|, in [0, 1]; 1 = both signals equal
+    image_anomaly_score: float | None  # the detector's raw score, for display only (each detector has its own scale)
+    agreement_score: float  # 1 - |note_abnormality - image level|, in [0, 1]; image level = normal percentile / 100
     findings: list[str] = field(default_factory=list)
     method: str = "rule"  # rule | biomedclip
     image_text_similarity: float | None = None
+    image_normal_percentile: float | None = None  # share (%) of held-out normal films scoring lower
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def _band_from_score(score: float) -> str:
-    # Used only when the caller passes a score without a band; the vision package owns the real thresholds.
-    return "HIGH" if score >= 0.66 else "MEDIUM" if score >= 0.33 else "LOW"
+#: the calibration's bands on the normal-percentile scale (medsight.vision.scoring): LOW below the 80th percentile of
+#: held-out normals, HIGH from the threshold at the 95th
+_MEDIUM_PERCENTILE, _HIGH_PERCENTILE = 80.0, 95.0
+
+
+def _band_from_percentile(percentile: float) -> str:
+    return "HIGH" if percentile >= _HIGH_PERCENTILE else "MEDIUM" if percentile >= _MEDIUM_PERCENTILE else "LOW"
 
 
 def fuse(analysis, anomaly_score: float | None = None, risk_band: str | None = None,
-         image_text_similarity: float | None = None, threshold: float = 0.5) -> Fusion:
-    """Combine a NoteAnalysis with the image detector's `anomaly_score` in [0, 1] and/or `risk_band`."""
+         image_text_similarity: float | None = None, threshold: float = 0.5,
+         normal_percentile: float | None = None) -> Fusion:
+    """Combine a NoteAnalysis with the image result on its calibrated scale: the `risk_band` and/or the
+    `normal_percentile` (0-100, the share of held-out normal films that score lower), which every detector has.
+    The raw `anomaly_score` is on the detector's own scale (any real number); it is carried for display only."""
     if anomaly_score is not None:
         anomaly_score = float(anomaly_score)
-        if not 0.0 <= anomaly_score <= 1.0:
-            raise ValueError(f"anomaly_score must lie in [0, 1], got {anomaly_score}")
+        if anomaly_score != anomaly_score or anomaly_score in (float("inf"), float("-inf")):
+            raise ValueError(f"anomaly_score must be a finite number, got {anomaly_score}")
+    if normal_percentile is not None:
+        normal_percentile = float(normal_percentile)
+        if not 0.0 <= normal_percentile <= 100.0:
+            raise ValueError(f"normal_percentile must lie in [0, 100], got {normal_percentile}")
     if risk_band is None:
-        if anomaly_score is None:
-            raise ValueError("fuse needs the image's anomaly_score or risk_band")
-        risk_band = _band_from_score(anomaly_score)
+        if normal_percentile is None:
+            raise ValueError("comparing a note with the image needs the image's risk band or normal percentile "
+                             "(a raw anomaly score has no common scale across detectors)")
+        risk_band = _band_from_percentile(normal_percentile)
     risk_band = str(risk_band).upper()
     if risk_band not in RISK_BANDS:
         raise ValueError(f"risk_band must be one of {', '.join(RISK_BANDS)}, got {risk_band!r}")
@@ -77,7 +90,7 @@ def fuse(analysis, anomaly_score: float | None = None, risk_band: str | None = N
         note_abnormality = 0.5
 
     image_level = {"LOW": 0.0, "MEDIUM": 0.5, "HIGH": 1.0}[risk_band]
-    image_value = anomaly_score if anomaly_score is not None else image_level
+    image_value = normal_percentile / 100.0 if normal_percentile is not None else image_level
     if note_state == "uncertain" or risk_band == "MEDIUM":
         agreement = "indeterminate"
     elif (note_state == "abnormal") == (risk_band == "HIGH"):
@@ -100,6 +113,7 @@ def fuse(analysis, anomaly_score: float | None = None, risk_band: str | None = N
         findings=findings,
         method="biomedclip" if image_text_similarity is not None else "rule",
         image_text_similarity=image_text_similarity,
+        image_normal_percentile=normal_percentile,
     )
 
 

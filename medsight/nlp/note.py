@@ -31,15 +31,46 @@ def _stop_words() -> tuple[frozenset, frozenset]:
     return english, other
 
 
+#: byte-order marks and the codecs that read them (and drop the mark)
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def decode_note(data: bytes) -> str:
+    """Bytes of a text file -> str: UTF-8 (with or without BOM), UTF-16/32 (with a BOM, or UTF-16 without one as
+    Windows editors write it: every other byte zero) and, failing those, Windows-1252. Binary data raises NoteError."""
+    data = bytes(data)
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                raise NoteError(f"The note says it is {codec.upper()} text but is not.") from None
+    sample = data[:4000]
+    if len(sample) >= 4 and b"\x00" in sample:
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        half = len(sample) // 2
+        for zeros, codec in ((odd, "utf-16-le"), (even, "utf-16-be")):
+            if zeros > 0.4 * half:
+                try:
+                    return data.decode(codec)
+                except UnicodeDecodeError:
+                    break
+        raise NoteError("The note looks like a binary file, not text.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise NoteError("The note is not text in a known encoding (UTF-8, UTF-16 or Windows-1252).") from None
+
+
 def validate_note(text) -> str:
     """Return the note as clean text, or raise NoteError saying what is wrong with it."""
     if isinstance(text, (bytes, bytearray)):
-        if b"\x00" in text:
-            raise NoteError("The note looks like a binary file, not text.")
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError:
-            raise NoteError("The note is not UTF-8 text.") from None
+        text = decode_note(text)
     if not isinstance(text, str):
         raise NoteError(f"A note must be text, not {type(text).__name__}.")
     if len(text) > MAX_NOTE_CHARS:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from medsight.cli import existing_file
+
     p = sub.add_parser("score", help="score chest X-rays (PNG, JPEG, DICOM)")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", type=existing_file, metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--detector", default=None, help="trained detector name (default: the shipped default)")
     p.set_defaults(func=cmd_score)
@@ -78,10 +80,14 @@ def cmd_score(args) -> int:
         if args.json:
             print(json.dumps(res.to_dict()))
         else:
-            warn = "" if res.gate["ok"] else f"  WARNING: {'; '.join(res.gate['reasons'])}"
+            if not res.scored:
+                print(f"{path}: not scored: {'; '.join(res.reasons)} (no risk band: the detector only knows frontal "
+                      f"chest radiographs) [{res.detector}]")
+                continue
             comps = ", ".join(f"{k} {v:.4g}" for k, v in res.components.items())
+            notes = "".join(f"  NOTE: {n}" for n in res.notes)
             print(f"{path}: anomaly score {res.anomaly_score:.4f} risk {res.risk} (threshold {res.threshold:.4f}, "
-                  f"above {res.normal_percentile:.0f}% of held-out normals; {comps}) [{res.detector}, {res.latency_ms:.0f} ms]{warn}")
+                  f"above {res.normal_percentile:.0f}% of held-out normals; {comps}) [{res.detector}, {res.latency_ms:.0f} ms]{notes}")
     if not args.json:
         print(DISCLAIMER)
     return 1 if failures else 0

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -28,9 +30,13 @@ DISCLAIMER = ("MedSight is a teaching and research tool, not a medical device. I
 
 @dataclass
 class ScoreResult:
+    """One scored radiograph. When the gate rejects the image (not a frontal chest film), `scored` is False, `risk`
+    is None and `reasons` says why: the anomaly score is still computed (the app's teaching view shows it, marked
+    as meaningless) but no risk band is given anywhere."""
+
     file: str
     anomaly_score: float
-    risk: str
+    risk: str | None
     components: dict[str, float]
     threshold: float
     normal_percentile: float
@@ -38,6 +44,15 @@ class ScoreResult:
     detector: str
     flagged: bool
     gate: dict = field(default_factory=dict)
+    scored: bool = True
+    reasons: list[str] = field(default_factory=list)
+    #: what the loader did to the file (transparency flattened, extra frames ignored, downscaled), plain sentences
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def band_if_scored(self) -> str:
+        """The band a chest film with this score would get: for the teaching view of rejected images only."""
+        return self.gate.get("band_if_scored") or ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,16 +71,22 @@ class AnomalyPipeline:
 
     @classmethod
     def load(cls, detector: str = DEFAULT_DETECTOR, device: str | None = None, weights_dir: str | Path | None = None,
-             backbone_source: str = "auto") -> "AnomalyPipeline":
+             backbone_source: str = "auto", backbone: VGG16Taps | None = None,
+             get_detector: Callable[[str], Detector] | None = None) -> "AnomalyPipeline":
+        """The one load path of the CLI, the app and the chat: backbone, detector, its companion map detector and
+        the feature-space OOD state of the gate. The app passes the registry's shared `backbone` and its
+        `get_detector` (name -> loaded detector) so that nothing is loaded twice; the rest is the same."""
         from medsight.vision.detectors import available_detectors
-        from medsight.vision.ood import load_ood
 
         directory = Path(weights_dir or config.WEIGHTS_DIR)
-        det = load_detector(directory, detector)
+        get = get_detector or (lambda name: load_detector(directory, name))
+        det = get(detector)
         companion = None
         if not det.has_anomaly_map and MAP_DETECTOR in available_detectors(directory):
-            companion = load_detector(directory, MAP_DETECTOR)
-        return cls(load_backbone(backbone_source, device), det, load_ood(directory), companion)
+            companion = get(MAP_DETECTOR)
+        if backbone is None:
+            backbone = load_backbone(backbone_source, device)
+        return cls(backbone, det, _ood_state(directory), companion)
 
     @property
     def device(self) -> str:
@@ -92,17 +113,23 @@ class AnomalyPipeline:
         out = []
         for i, im in enumerate(images):
             score = float(sig["score"][i])
+            gate = check_frontal_cxr(im, oods[i])
+            band = cal.risk_band(score)
+            gate_dict = gate.to_dict() | ({} if gate.ok else {"band_if_scored": band})
             out.append(ScoreResult(
                 file=(names[i] if names else f"image{i}"),
                 anomaly_score=round(score, 6),
-                risk=cal.risk_band(score),
+                risk=band if gate.ok else None,
                 components={k: round(float(sig[k][i]), 6) for k in self.detector.components if k in sig},
                 threshold=round(cal.threshold, 6),
                 normal_percentile=round(cal.normal_percentile(score), 2),
                 latency_ms=round(per_image_ms, 2),
                 detector=self.detector.name,
-                flagged=bool(score >= cal.threshold),
-                gate=check_frontal_cxr(im, oods[i]).to_dict(),
+                flagged=bool(gate.ok and score >= cal.threshold),
+                gate=gate_dict,
+                scored=gate.ok,
+                reasons=list(gate.reasons),
+                notes=list(getattr(im, "notes", None) or []),
             ))
         return out
 
@@ -133,6 +160,20 @@ class AnomalyPipeline:
         return self.score_images([image], [name or "upload"])[0]
 
 
+def _ood_state(directory: Path) -> dict | None:
+    """The gate's feature-space OOD state stored beside the detectors (read once per folder and file version)."""
+    from medsight.vision.ood import OOD_NAME, load_ood
+
+    meta = directory / f"{OOD_NAME}.json"
+    key = (str(directory), meta.stat().st_mtime if meta.exists() else 0.0)
+    with _OOD_LOCK:
+        if key not in _OOD_CACHE:
+            _OOD_CACHE[key] = load_ood(directory)
+        return _OOD_CACHE[key]
+
+
+_OOD_CACHE: dict[tuple, dict | None] = {}
+_OOD_LOCK = threading.Lock()
 _CACHED: dict[str, AnomalyPipeline] = {}
 
 

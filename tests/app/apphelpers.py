@@ -98,3 +98,37 @@ def reference_pipeline(weights_ready):
     from medsight.vision import DEFAULT_DETECTOR, AnomalyPipeline
 
     return AnomalyPipeline.load(DEFAULT_DETECTOR)
+
+
+def _first_scoring(cxr_manifest, reference_pipeline, label: str, wanted) -> Path:
+    """The first dev film of `label` (manifest order) whose default-detector result satisfies `wanted`."""
+    import pandas as pd
+
+    df = pd.read_csv(cxr_manifest)
+    rows = df[(df["split"] == "dev") & (df["label"] == label)].head(40)
+    for f in rows["file"]:
+        path = cxr_manifest.parent / f
+        if wanted(reference_pipeline.score(path)):
+            return path
+    pytest.skip(f"no {label} film among the first 40 of dev gives the wanted score")
+
+
+@pytest.fixture(scope="session")
+def high_film(cxr_manifest, reference_pipeline) -> Path:
+    """A real pediatric pneumonia film the default detector scores HIGH (raw score far above 1)."""
+    return _first_scoring(cxr_manifest, reference_pipeline, "bacterial_pneumonia", lambda r: r.risk == "HIGH" and r.anomaly_score > 1)
+
+
+@pytest.fixture(scope="session")
+def negative_film(cxr_manifest, reference_pipeline) -> Path:
+    """A real normal film with a negative raw score (LOW): the other side of the scale the note page must read."""
+    return _first_scoring(cxr_manifest, reference_pipeline, "normal", lambda r: r.scored and r.anomaly_score < 0)
+
+
+def scored_case(path: Path, pipeline):
+    from medsight.case import Case
+
+    case = Case.from_file(path, detector=pipeline.detector.name)
+    case.score(pipeline)
+    case.digest = f"test:{path.name}"
+    return case

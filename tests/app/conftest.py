@@ -10,4 +10,5 @@ import os
 os.environ.setdefault("MEDSIGHT_PRELOAD", "vgg16,paper")
 os.environ.setdefault("MEDSIGHT_CHAT_TIERS", "extractive")
 
-from apphelpers import colour_photo, dicom_bytes, radiograph, reference_pipeline, weights_ready  # noqa: E402,F401
+from apphelpers import (colour_photo, dicom_bytes, high_film, negative_film, radiograph,  # noqa: E402,F401
+                        reference_pipeline, weights_ready)

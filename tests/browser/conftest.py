@@ -7,4 +7,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
-from apphelpers import radiograph, weights_ready  # noqa: E402,F401
+from apphelpers import high_film, radiograph, reference_pipeline, weights_ready  # noqa: E402,F401

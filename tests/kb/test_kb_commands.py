@@ -50,17 +50,15 @@ def test_ask_json(store, monkeypatch, capsys):
     assert out["refused"] is True and out["tier"] == "safety"
 
 
-def test_ask_with_note_uses_nlp_when_available(store, monkeypatch, tmp_path, capsys):
-    import types
-    import sys
-
+def test_ask_with_note_reads_the_note(store, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("MEDSIGHT_CHAT_TIERS", "extractive")
-    fake = types.ModuleType("medsight.nlp")
-    fake.analyze_note = lambda text: {"entities": [{"text": "pleural effusion"}], "conditions": {"pleural effusion": 0.9}}
-    monkeypatch.setitem(sys.modules, "medsight.nlp", fake)
     note = tmp_path / "note.txt"
-    note.write_text("Dullness at the left base.")
-    assert main(["ask", "What does this case suggest?", "--note", str(note), "--store", str(store)]) == 0
-    assert "pleural effusion (0.90)" in capsys.readouterr().out
+    note.write_text("Large left pleural effusion. No pneumothorax.")
+    assert main(["ask", "What does this case suggest?", "--note", str(note), "--store", str(store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["refused"] is False
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   ")
+    assert main(["ask", "Q?", "--note", str(empty), "--store", str(store)]) == 2
+    assert "empty.txt could not be analysed" in capsys.readouterr().err
     assert main(["ask", "Q?", "--note", str(tmp_path / "none.txt"), "--store", str(store)]) == 2
     assert main(["ask", "Q?", "--image", str(tmp_path / "none.png"), "--store", str(store)]) == 2

@@ -67,9 +67,29 @@ def test_fusion_reason_names_the_finding(analyze):
 def test_fusion_rejects_bad_image_values(analyze):
     a = analyze("Mild cardiomegaly.")
     with pytest.raises(ValueError):
-        fuse(a, anomaly_score=1.7)
+        fuse(a, anomaly_score=0.9)  # a raw score alone has no common scale: band or percentile needed
     with pytest.raises(ValueError):
         fuse(a, risk_band="SEVERE")
     with pytest.raises(ValueError):
+        fuse(a, normal_percentile=140.0)
+    with pytest.raises(ValueError):
+        fuse(a, anomaly_score=float("nan"), risk_band="LOW")
+    with pytest.raises(ValueError):
         fuse(a)
-    assert fuse(a, anomaly_score=0.9).image_risk_band == "HIGH"
+    assert fuse(a, normal_percentile=97.5).image_risk_band == "HIGH"
+    assert fuse(a, normal_percentile=85.0).image_risk_band == "MEDIUM"
+    assert fuse(a, normal_percentile=10.0).image_risk_band == "LOW"
+
+
+@pytest.mark.parametrize("raw_score, band, percentile", [(13.3, "HIGH", 99.9), (-2.4, "LOW", 0.0), (0.991, "LOW", 41.0),
+                                                        (4.1, "MEDIUM", 90.0)])
+def test_fusion_reads_the_calibrated_scale_for_any_raw_score(analyze, raw_score, band, percentile):
+    """Raw scores of the default detector are z-sums (HIGH films score far above 1, typical normals below 0): the
+    note comparison must work for all of them and read the band and percentile, never the raw number."""
+    a = analyze("Dense right lower lobe consolidation.", anomaly_score=raw_score, risk_band=band,
+                normal_percentile=percentile)
+    f = a.fusion
+    assert f.image_risk_band == band and f.image_anomaly_score == pytest.approx(raw_score)
+    assert f.image_normal_percentile == pytest.approx(percentile)
+    assert f.agreement == {"HIGH": "consistent", "LOW": "discordant", "MEDIUM": "indeterminate"}[band]
+    assert 0.0 <= f.agreement_score <= 1.0
