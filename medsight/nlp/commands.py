@@ -15,20 +15,29 @@ def register(subparsers) -> None:
     nlp = subparsers.add_parser("nlp", help="clinical notes: entities, negation, condition scores, fusion")
     sub = nlp.add_subparsers(dest="nlp_command", required=True)
 
-    train = sub.add_parser("train-ner", help="train the BC5CDR NER on Training+Development into weights/ner/model")
+    train = sub.add_parser("train-ner", help="train the BC5CDR NER (transformer: weights/ner_transformer; cnn: weights/ner/model)")
+    train.add_argument("--kind", choices=["transformer", "cnn"], default="transformer")
     train.add_argument("--corpus", default=str(DEFAULT_CORPUS / "bc5cdr"), help="folder with CDR_*.PubTator.txt")
-    train.add_argument("--out", help="model folder (default weights/ner/model)")
-    train.add_argument("--epochs", type=int, default=12)
-    train.add_argument("--max-minutes", type=float, default=30.0, help="stop after the epoch that crosses this")
-    train.add_argument("--dev", action="store_true", help="train on Training only and report Development F1 per epoch")
-    train.add_argument("--resume", action="store_true", help="continue training the model already in --out")
+    train.add_argument("--out", help="model folder (default weights/ner_transformer or weights/ner/model)")
+    train.add_argument("--epochs", type=int, help="default: the shipped model's (transformer) or 12 (cnn)")
+    train.add_argument("--lr", type=float, help="transformer learning rate (default: the shipped model's)")
+    train.add_argument("--frozen-layers", type=int, help="transformer: lowest encoder layers kept pretrained (of 6)")
+    train.add_argument("--max-minutes", type=float, default=30.0, help="cnn: stop after the epoch that crosses this; "
+                       "transformer: stop (resumably) after this many minutes of this run")
+    train.add_argument("--dev", action="store_true", help="train on Training only and report Development F1 per epoch "
+                       "(the transformer keeps its best Development epoch)")
+    train.add_argument("--checkpoints", help="transformer: resumable checkpoint folder (default .cache/ner_transformer/<run>)")
+    train.add_argument("--resume", action="store_true", help="cnn: continue training the model already in --out")
     train.set_defaults(func=_train_ner)
 
     ev = sub.add_parser("eval-ner", help="entity P/R/F1 per type on BC5CDR Test (writes DIR/metrics.json)")
     ev.add_argument("--out", required=True, help="folder for metrics.json")
     ev.add_argument("--corpus", default=str(DEFAULT_CORPUS / "bc5cdr"))
     ev.add_argument("--split", default="test", choices=["test", "dev", "train"])
-    ev.add_argument("--model", help="model folder (default: scispaCy en_ner_bc5cdr_md if installed, else weights/ner/model)")
+    ev.add_argument("--model", help="model folder (default: the one --kind names)")
+    ev.add_argument("--kind", choices=["auto", "transformer", "cnn", "scispacy"], help="default: $MEDSIGHT_NER or auto "
+                    "(scispaCy en_ner_bc5cdr_md if installed, else weights/ner_transformer, else weights/ner/model)")
+    ev.add_argument("--limit", type=int, help="only the first N abstracts of the split")
     ev.set_defaults(func=_eval_ner)
 
     zs = sub.add_parser("eval-zeroshot", help="condition AUROC on IU X-ray reports vs MeSH (writes DIR/metrics.json)")
@@ -41,14 +50,16 @@ def register(subparsers) -> None:
     an = sub.add_parser("analyze", help="analyse a clinical note (text file, or - for stdin)")
     an.add_argument("file")
     an.add_argument("--json", action="store_true", help="print the full analysis as JSON")
-    an.add_argument("--anomaly-score", type=float, help="image anomaly score in [0, 1] for fusion")
+    an.add_argument("--anomaly-score", type=float, help="the image's raw anomaly score (shown only; any detector scale)")
     an.add_argument("--risk-band", choices=["LOW", "MEDIUM", "HIGH"], help="image risk band for fusion")
+    an.add_argument("--normal-percentile", type=float, help="share (0-100) of held-out normals scoring lower, for fusion")
     an.set_defaults(func=_analyze)
 
     bench = sub.add_parser("bench", help="throughput of analyze_note in notes/s")
     bench.add_argument("--reports", default=str(DEFAULT_CORPUS / "iu_xray_reports" / "NLMCXR_reports.tgz"))
     bench.add_argument("--notes", type=int, default=200, help="how many reports to time")
-    bench.add_argument("--out", help="folder for bench.json")
+    bench.add_argument("--out", help="folder for bench_<ner kind>.json")
+    bench.add_argument("--ner", choices=["auto", "transformer", "cnn", "scispacy"], help="NER to time (sets $MEDSIGHT_NER)")
     bench.set_defaults(func=_bench)
 
     card = sub.add_parser("card", help="write weights/ner/MODEL_CARD.md from the metrics files in weights/ner/")
@@ -74,7 +85,6 @@ def _train_ner(args) -> int:
     from medsight.cli import UserError
     from medsight.nlp.corpus import read_bc5cdr
     from medsight.nlp.lexicon import write_symptom_lexicon
-    from medsight.nlp.ner import MODEL_DIR, TrainConfig, train_ner
 
     _limit_threads()
     try:
@@ -83,8 +93,35 @@ def _train_ner(args) -> int:
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     print(f"symptom lexicon: {write_symptom_lexicon()}", file=sys.stderr)
-    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes), dev_docs=dev_docs, resume=args.resume)
+    if args.kind == "transformer":
+        return _train_transformer(args, train_docs, dev_docs)
+    from medsight.nlp.ner import MODEL_DIR, TrainConfig, train_ner
+
+    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=args.epochs or 12, max_minutes=args.max_minutes), dev_docs=dev_docs, resume=args.resume)
     print(f"saved NER model to {args.out or MODEL_DIR}")
+    return 0
+
+
+def _train_transformer(args, train_docs, dev_docs) -> int:
+    from dataclasses import replace
+
+    from medsight.config import CACHE_DIR
+    from medsight.nlp.transformer_ner import SHIPPED_RECIPE, TRANSFORMER_DIR
+    from medsight.nlp.transformer_train import (
+        TransformerTrainConfig,
+        train_transformer_ner,
+    )
+
+    cfg = replace(TransformerTrainConfig(**SHIPPED_RECIPE), max_minutes=args.max_minutes if args.max_minutes != 30.0 else 600.0)
+    for field, value in (("epochs", args.epochs), ("learn_rate", args.lr), ("frozen_layers", args.frozen_layers)):
+        if value is not None:
+            cfg = replace(cfg, **{field: value})
+    run = f"{'train' if args.dev else 'train+dev'}-l{cfg.frozen_layers}-lr{cfg.learn_rate:g}-e{cfg.epochs}"
+    out = Path(args.out) if args.out else TRANSFORMER_DIR
+    train_transformer_ner(train_docs, out, cfg, dev_docs=dev_docs, checkpoint_dir=args.checkpoints or CACHE_DIR / "ner_transformer" / run,
+                          progress=lambda m: print(m, file=sys.stderr, flush=True),
+                          trained_on="BC5CDR Training" if args.dev else "BC5CDR Training+Development")
+    print(f"saved transformer NER model to {out}")
     return 0
 
 
@@ -95,26 +132,41 @@ def _eval_ner(args) -> int:
 
     _limit_threads()
     try:
-        docs = read_bc5cdr(args.corpus, [args.split])
-        nlp = load_ner(args.model)
+        docs = read_bc5cdr(args.corpus, [args.split])[: args.limit]
+        nlp = load_ner(args.model, kind=args.kind)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     metrics = evaluate_ner(nlp, docs)
     metrics["dataset"] = f"BC5CDR {args.split} split ({len(docs)} PubMed abstracts), exact mention spans"
     metrics["model"] = nlp.meta.get("name", "?")
-    metrics["extra_types"] = _extra_type_counts(docs)
+    name = nlp.meta.get("name", "")
+    metrics["kind"] = "transformer" if name.endswith("transformer") else "cnn" if name == "medsight_ner_bc5cdr" else "scispacy"
+    metrics["selected_on"] = _selected_on(nlp)
+    metrics["extra_types"] = _extra_type_counts(docs, nlp)
     _write(args.out, "metrics.json", metrics)
-    print(json.dumps({k: metrics[k] for k in ("precision", "recall", "f1", "per_type")}, indent=1))
+    print(json.dumps({k: metrics[k] for k in ("precision", "recall", "f1", "per_type", "selected_on")}, indent=1))
     return 0
 
 
-def _extra_type_counts(docs) -> dict:
-    """How often the lexicon types fire on the split (no gold exists for them in BC5CDR)."""
+def _selected_on(nlp) -> str:
+    """The split the model's training choices were made on: the transformer records it; the CNN's epoch count was
+    chosen with its Test score in view (docs/nlp.md), scispaCy's by its authors."""
+    if nlp.meta.get("name", "").endswith("transformer"):
+        return nlp.get_pipe("ner").tagger.meta.get("selected_on", "?")
+    return "test" if nlp.meta.get("name") == "medsight_ner_bc5cdr" else "unknown (third-party model)"
+
+
+def _extra_type_counts(docs, ner) -> dict:
+    """How often the lexicon types fire on the split (no gold exists for them in BC5CDR): the vocabulary ruler alone,
+    on the NER pipeline's tokenizer."""
     from collections import Counter
 
-    from medsight.nlp import load_pipeline
+    from medsight.nlp.lexicon import add_lexicon_ruler
+    from medsight.nlp.ner import blank_pipeline
+    from medsight.nlp.zeroshot import CONDITIONS
 
-    nlp = load_pipeline()
+    nlp = blank_pipeline()
+    add_lexicon_ruler(nlp, extra_disease_terms=sorted({s for c in CONDITIONS for s in c.synonyms if len(s) > 4 and not s.isupper()}))
     counts: Counter = Counter()
     for doc in nlp.pipe([d.text for d in docs], batch_size=32):
         counts.update(e.label_ for e in doc.ents if e.label_ in ("SYMPTOM", "ANATOMY"))
@@ -156,7 +208,8 @@ def _analyze(args) -> int:
             raise UserError(f"no note file at {path}")
         raw = path.read_bytes()
     try:
-        analysis = analyze_note(raw, anomaly_score=args.anomaly_score, risk_band=args.risk_band)
+        analysis = analyze_note(raw, anomaly_score=args.anomaly_score, risk_band=args.risk_band,
+                                normal_percentile=args.normal_percentile)
     except NoteError as exc:
         raise UserError(str(exc)) from None
     except ValueError as exc:  # bad anomaly score from the command line
@@ -181,6 +234,8 @@ def _bench(args) -> int:
     from medsight.nlp.evaluate import benchmark
     from medsight.nlp.note import MAX_NOTE_CHARS
 
+    if args.ner:
+        os.environ["MEDSIGHT_NER"] = args.ner
     _limit_threads()
     try:
         notes = [r.text for r in read_iu_reports(args.reports)[: args.notes]]
@@ -191,8 +246,11 @@ def _bench(args) -> int:
     long_note = long_note[: long_note.rfind(". ", 0, MAX_NOTE_CHARS) + 1]
     result["longest_note"] = benchmark([long_note]) | {"chars": len(long_note)}
     result["threads"] = int(os.environ.get("MEDSIGHT_THREADS", "1"))
+    from medsight.nlp.ner import ner_kind
+
+    result["ner"] = ner_kind()
     if args.out:
-        _write(args.out, "bench.json", result)
+        _write(args.out, f"bench_{result['ner']}.json", result)
     print(json.dumps(result, indent=1))
     return 0
 
@@ -200,13 +258,20 @@ def _bench(args) -> int:
 def _card(args) -> int:
     from medsight.nlp.evaluate import render_model_card
     from medsight.nlp.ner import WEIGHTS_DIR
+    from medsight.nlp.transformer_ner import TRANSFORMER_DIR
 
-    def read(name):
-        path = WEIGHTS_DIR / name
+    def read(path):
         return json.loads(path.read_text()) if path.exists() else None
 
-    meta = read("model/meta.json") or {}
-    card = render_model_card(read("metrics_ner.json"), read("metrics_zeroshot.json"), read("bench.json"), meta.get("medsight_train"))
+    meta = read(WEIGHTS_DIR / "model/meta.json") or {}
+    transformer = None
+    if (TRANSFORMER_DIR / "meta.json").exists():
+        transformer = {"meta": read(TRANSFORMER_DIR / "meta.json"), "dev": read(TRANSFORMER_DIR / "metrics_dev.json"),
+                       "test": read(TRANSFORMER_DIR / "metrics_test.json"),
+                       "size_mb": (TRANSFORMER_DIR / "model.safetensors").stat().st_size / 1e6}
+    benches = {p.stem.removeprefix("bench_"): read(p) for p in sorted(WEIGHTS_DIR.glob("bench_*.json"))}
+    card = render_model_card(read(WEIGHTS_DIR / "metrics_ner.json"), read(WEIGHTS_DIR / "metrics_zeroshot.json"),
+                             read(WEIGHTS_DIR / "bench.json"), meta.get("medsight_train"), transformer=transformer, benches=benches)
     path = WEIGHTS_DIR / "MODEL_CARD.md"
     path.write_text(card, encoding="utf-8")
     print(f"wrote {path}")

@@ -71,21 +71,59 @@ def scispacy_available() -> bool:
     return spacy.util.is_package(SCISPACY_NER_MODEL)
 
 
-def load_ner(model_dir: str | Path | None = None, prefer_scispacy: bool = True):
-    """The NER pipeline: scispaCy's BC5CDR model if installed (and preferred), else the shipped one.
+#: Which NER `load_ner` builds when none is named: "auto" = scispaCy if installed, else the transformer if its weights
+#: are present, else the CNN. Override with $MEDSIGHT_NER (auto | transformer | cnn | scispacy).
+NER_KINDS = ("auto", "transformer", "cnn", "scispacy")
 
-    Raises FileNotFoundError with a one-sentence fix when neither exists."""
+
+def ner_kind(kind: str | None = None) -> str:
+    """The NER kind `load_ner(kind=...)` resolves to ("scispacy", "transformer" or "cnn")."""
+    import os
+
+    kind = (kind or os.environ.get("MEDSIGHT_NER") or "auto").lower()
+    if kind not in NER_KINDS:
+        raise ValueError(f"unknown NER kind {kind!r}: use one of {', '.join(NER_KINDS)}")
+    if kind != "auto":
+        return kind
+    from medsight.nlp.transformer_ner import transformer_available
+
+    if scispacy_available():
+        return "scispacy"
+    return "transformer" if transformer_available() else "cnn"
+
+
+def load_ner(model_dir: str | Path | None = None, prefer_scispacy: bool = True, kind: str | None = None):
+    """The NER pipeline: scispaCy's BC5CDR model if installed (and preferred), else the shipped transformer, else the
+    shipped CNN; `kind` (or $MEDSIGHT_NER) names one. A `model_dir` holding either shipped format is loaded as is.
+
+    Raises FileNotFoundError with a one-sentence fix when the model asked for does not exist."""
     import warnings
 
     import spacy
 
-    if model_dir is None and prefer_scispacy and scispacy_available():
-        log.info("using installed scispaCy model %s", SCISPACY_NER_MODEL)
-        _register_label_case()
-        nlp = spacy.load(SCISPACY_NER_MODEL, exclude=["parser", "lemmatizer"])
-        # scispaCy labels are CHEMICAL / DISEASE; map them onto ours.
-        nlp.add_pipe("medsight_label_case", last=True)
-        return nlp
+    from medsight.nlp.transformer_ner import (
+        load_transformer_pipeline,
+        transformer_available,
+    )
+
+    if model_dir is not None:
+        if transformer_available(model_dir):
+            return load_transformer_pipeline(model_dir)
+    else:
+        resolved = ner_kind(kind)
+        if resolved == "scispacy" and not prefer_scispacy:
+            resolved = "transformer" if transformer_available() else "cnn"
+        if resolved == "scispacy":
+            if not scispacy_available():
+                raise FileNotFoundError(f"scispaCy's {SCISPACY_NER_MODEL} is not installed")
+            log.info("using installed scispaCy model %s", SCISPACY_NER_MODEL)
+            _register_label_case()
+            nlp = spacy.load(SCISPACY_NER_MODEL, exclude=["parser", "lemmatizer"])
+            # scispaCy labels are CHEMICAL / DISEASE; map them onto ours.
+            nlp.add_pipe("medsight_label_case", last=True)
+            return nlp
+        if resolved == "transformer":
+            return load_transformer_pipeline()
     model_dir = Path(model_dir) if model_dir else MODEL_DIR
     if not (model_dir / "meta.json").exists():
         raise FileNotFoundError(
