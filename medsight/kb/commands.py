@@ -49,7 +49,8 @@ def _progress(done: int, total: int) -> None:
 
 def _build(args) -> int:
     from medsight.cli import UserError
-    from medsight.kb.documents import PubMedClient, PubMedError, chunk_documents, load_path
+    from medsight.kb.documents import chunk_documents, load_path
+    from medsight.kb.pubmed import PubMedClient, PubMedError
     from medsight.kb.store import SHIPPED_KB_DIR, KnowledgeBase
 
     docs = {}
