@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from medsight.chat.context import build_prompt
-from medsight.chat.safety import DISCLAIMER, REFUSAL, filter_dose_instructions, is_dosing_request
+from medsight.chat.safety import DISCLAIMER, REFUSAL, check_question, filter_dose_instructions, is_dosing_request
 from medsight.chat.tiers import ExtractiveTier, GeminiTier, LocalTier, TierUnavailable
 
 
@@ -113,9 +113,7 @@ def chat(
     the streamed text. A tier that fails before its first chunk hands over to the next; one that fails mid-answer
     is finished by the extractive tier, and `fallbacks` records why.
     """
-    question = (question or "").strip()
-    if not question:
-        raise ValueError("empty question")
+    question = check_question(question)  # ValueError when empty or longer than MAX_QUESTION_CHARS
     if is_dosing_request(question):
         answer = ChatAnswer(tier="safety", sources=[], refused=True, _body=REFUSAL)
         answer._chunks = iter([REFUSAL, f"\n\n_{DISCLAIMER}_"])
@@ -128,7 +126,7 @@ def chat(
     fallbacks: list[tuple[str, str]] = []
     start = time.perf_counter()
     for i, tier in enumerate(tiers):
-        stream = filter_dose_instructions(tier.stream(prompt)) if tier.name != "extractive" else tier.stream(prompt)
+        stream = filter_dose_instructions(tier.stream(prompt))  # every tier: quoted passages can hold doses too
         try:
             first = next(stream)
         except TierUnavailable as exc:
@@ -158,7 +156,7 @@ def _finish(answer: ChatAnswer, first: str, stream: Iterator[str], prompt, later
         note = "\n\n(The answer was cut off; continuing from the retrieved evidence.)\n\n"
         body.append(note)
         yield note
-        for chunk in extractive.stream(prompt):
+        for chunk in filter_dose_instructions(extractive.stream(prompt)):
             body.append(chunk)
             yield chunk
     answer._body = "".join(body)

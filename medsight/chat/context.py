@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from medsight.chat.safety import escape_prompt_data
+
 SYSTEM_INSTRUCTION = """You are MedSight, a clinical decision-support assistant for teaching chest X-ray interpretation.
 Rules:
 - Answer from the CASE data and the numbered PASSAGES only; cite passages as [1], [2]. If they do not answer the
@@ -166,11 +168,13 @@ class Prompt:
 
 def build_prompt(case: Any, history: Sequence | None, question: str, passages: Sequence, max_words: int = 160) -> Prompt:
     view = case if isinstance(case, CaseView) else CaseView.from_case(case)
-    hist = normalise_history(history)
-    note = f"\n<note>\n{view.note_text[:1500]}\n</note>" if view.note_text else ""
+    # Data is escaped so that a "</note></case>" inside a note, passage, question or turn cannot close its block.
+    hist = [{**m, "content": escape_prompt_data(m["content"])} for m in normalise_history(history)]
+    note = f"\n<note>\n{escape_prompt_data(view.note_text[:1500])}\n</note>" if view.note_text else ""
+    passages_text = escape_prompt_data(render_passages(passages, max_words)) or "(no passages retrieved)"
     user = (
-        f"<case>\n{view.render()}\n</case>{note}\n"
-        f"<passages>\n{render_passages(passages, max_words) or '(no passages retrieved)'}\n</passages>\n\n"
-        f"Question: {question.strip()}"
+        f"<case>\n{escape_prompt_data(view.render())}\n</case>{note}\n"
+        f"<passages>\n{passages_text}\n</passages>\n\n"
+        f"Question: {escape_prompt_data(question.strip())}"
     )
     return Prompt(SYSTEM_INSTRUCTION, user, hist, question.strip(), view, list(passages))

@@ -1,10 +1,17 @@
 """Safety overlays shared by every answer tier: dosing/prescribing questions are declined with a reason,
-dose instructions are cut from generated text, and the disclaimer is appended to every answer."""
+dose instructions are cut from every tier's text, the disclaimer is appended to every answer, questions are
+length-capped, data put into a prompt cannot close its block, and chat text shown in the app cannot pull in
+remote images or HTML. What counts as dosing lives in medsight.chat.dosing."""
 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+
+from medsight.chat.dosing import contains_dose_instruction, dosing_reasons, is_dosing_request
+
+__all__ = ["DISCLAIMER", "MAX_QUESTION_CHARS", "REFUSAL", "check_question", "contains_dose_instruction",
+           "dosing_reasons", "escape_prompt_data", "filter_dose_instructions", "is_dosing_request", "safe_markdown"]
 
 DISCLAIMER = (
     "MedSight is a teaching and research tool, not a medical device, and this is not medical advice. "
@@ -18,58 +25,48 @@ REFUSAL = (
     "a condition and its management in general terms."
 )
 
-# Phrases that talk about radiation or study design use "dose" without asking for prescribing advice.
-_NOT_PRESCRIBING = re.compile(r"\b(radiation|effective dose|dose[- ]response|exposure|msv|gray|sievert|dose[- ]escalation stud)", re.I)
-
-_DOSING_PATTERNS = [
-    re.compile(p, re.I)
-    for p in (
-        r"\b(dose|doses|dosage|dosages|dosing|posology)\b",
-        r"\bhow (much|many)\b[^?]*\b(mg|milligrams?|mcg|micrograms?|grams?|ml|millilit(er|re)s?|tablets?|pills?|"
-        r"capsules?|units?|puffs?|drops?|injections?|shots?)\b",
-        r"\bhow (much|many|often)\b[^?]*\b(take|give|use|inject|administer|prescribe)\b",
-        r"\b\d+(\.\d+)?\s?(mg|mcg|µg|ug|g|ml|iu|units?)\b(?!\s*/\s*dl)",
-        r"\bmg\s*/\s*kg\b",
-        r"\b(prescribe|prescribing|prescription|titrat\w*|taper(ing|ed)?)\b",
-        r"\bhow (much|many)\b[^?]*\b(\w+(cillin|mycin|floxacin|olol|pril|sartan|azole|statin|pam|lam|semide|sone|"
-        r"olone|phine|done|ine|arin|parin|mab|vir|cycline|xaban|gatran)|medicines?|medications?|drugs?|"
-        r"antibiotics?|steroids?|inhalers?|oxygen|syrup)\b",
-        r"\b(should|can|could|may|must|do) (i|he|she|we|they|you|the patient|my \w+|our \w+) (take|start|stop|"
-        r"use|increase|decrease|double|halve|skip|switch to|be (given|put on))\b",
-        r"\b(what|which) (medicine|medication|drug|antibiotic|steroid|inhaler)s?\b(?! (class|resistance|reaction|"
-        r"induced|toxicity))",
-        r"\b(max(imum)?|daily|loading|maintenance) (dose|amount)\b",
-        r"\boverdose\b",
-    )
-]
+# Long enough for a pasted report paragraph plus a question; a longer text is a document, not a question, and
+# would crowd the retrieved passages out of the model's context.
+MAX_QUESTION_CHARS = 2000
 
 
-def is_dosing_request(question: str) -> bool:
-    """True when the question asks what to take, how much, or how often (prescribing advice)."""
-    text = question.strip()
-    if not text:
-        return False
-    hits = [p for p in _DOSING_PATTERNS if p.search(text)]
-    if not hits:
-        return False
-    # "What radiation dose does a chest X-ray give?" is physics, not prescribing.
-    if _NOT_PRESCRIBING.search(text) and not re.search(r"\b(take|prescri|mg|tablet|pill|medic|drug)", text, re.I):
-        return False
-    return True
+def check_question(question: str | None) -> str:
+    """The question, stripped; ValueError (one sentence a user can act on) when it is empty or too long."""
+    question = (question or "").strip()
+    if not question:
+        raise ValueError("The question is empty.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(f"The question is {len(question):,} characters long; please shorten it to at most "
+                         f"{MAX_QUESTION_CHARS:,} characters (put long notes on the Clinical notes page).")
+    return question
 
 
-# A sentence in generated text that instructs a dose: a quantity with a unit, or a frequency of intake.
-_DOSE_INSTRUCTION = re.compile(
-    r"\b\d+(\.\d+)?\s?(mg|mcg|µg|ug|g|ml|iu|units?)\b(?!\s*/\s*dl)|\bmg\s*/\s*kg\b|"
-    r"\b(once|twice|three times|\d+ times) (a|per|each) (day|daily|week)\b|\bevery \d+ ?(hours?|h)\b",
-    re.I,
-)
+def escape_prompt_data(text: str) -> str:
+    """Angle brackets in data (a note, a passage, a question) as entities, so a `</note>` or `</case>` inside the
+    data cannot close the block that fences it in the prompt."""
+    return str(text).replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Every markdown image starts with "![" (inline, reference or nested); every raw HTML tag, comment or autolink
+# with "<" followed by a letter, "/", "!" or "?".
+# A character is escaped when an odd number of backslashes precede it, so the count is made odd.
+_IMAGE_START = re.compile(r"(\\*)!(?=\[)")
+_TAG_START = re.compile(r"(\\*)<(?=[A-Za-z/!?])")
+
+
+def _escape(match: re.Match) -> str:
+    slashes = match.group(1)
+    return slashes + ("" if len(slashes) % 2 else "\\") + match.group(0)[len(slashes):]
+
+
+def safe_markdown(text: str) -> str:
+    """Chat text made safe to pass to a markdown renderer: markdown images (inline `![x](url)`, reference-style
+    `![x][ref]`) and raw HTML (`<img>`, `<iframe>`, `<script>`, autolinks) are backslash-escaped, so they show as
+    the literal characters and nothing is fetched; ordinary text and `[text](url)` links are left as they are."""
+    return _IMAGE_START.sub(_escape, _TAG_START.sub(_escape, str(text)))
+
 
 _SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def contains_dose_instruction(sentence: str) -> bool:
-    return bool(_DOSE_INSTRUCTION.search(sentence))
 
 
 def filter_dose_instructions(chunks: Iterable[str]) -> Iterator[str]:
@@ -78,7 +75,7 @@ def filter_dose_instructions(chunks: Iterable[str]) -> Iterator[str]:
     Buffering to a sentence boundary costs a little latency but means nothing unsafe is shown and then withdrawn.
     """
     buffer = ""
-    removed = False
+    removed = emitted = False
     for chunk in chunks:
         buffer += chunk
         parts = _SENTENCE_BOUNDARY.split(buffer)
@@ -89,15 +86,22 @@ def filter_dose_instructions(chunks: Iterable[str]) -> Iterator[str]:
         complete, buffer = buffer[:last], buffer[last:]
         kept = _keep_safe(complete)
         removed |= kept != complete
-        if kept:
-            yield kept
+        if kept.strip() or (kept and emitted):
+            emitted = True
+            yield from _words(kept)
     if buffer:
         kept = _keep_safe(buffer)
         removed |= kept != buffer
-        if kept:
-            yield kept
+        if kept.strip() or (kept and emitted):
+            emitted = True
+            yield from _words(kept)
     if removed:
-        yield "\n\n(Dose details were removed: MedSight does not give dosage advice.)"
+        yield ("\n\n" if emitted else "") + "(Dose details were removed: MedSight does not give dosage advice.)"
+
+
+def _words(text: str) -> Iterator[str]:
+    """Released sentences go out word by word again, as the tiers stream them."""
+    yield from re.findall(r"\s*\S+\s*|\s+", text)
 
 
 def _keep_safe(text: str) -> str:
