@@ -1,22 +1,31 @@
 """`chat(case, history, question)`: retrieve, build the context, and answer through the first tier that can
-(Gemini -> local model -> extractive), with the safety overlays applied to every tier."""
+(Gemini -> extractive by default; the local generator when asked for), with the safety overlays applied to every
+tier. Questions about the case are answered from the case and MedSight's own explanatory passages."""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
+from medsight.chat.base import TierUnavailable
+from medsight.chat.case_questions import case_passages, is_case_question
 from medsight.chat.context import build_prompt
+from medsight.chat.extractive import ExtractiveTier
+from medsight.chat.gemini import GeminiTier
+from medsight.chat.local import LocalTier
 from medsight.chat.safety import DISCLAIMER, REFUSAL, check_question, filter_dose_instructions, is_dosing_request
-from medsight.chat.tiers import ExtractiveTier, GeminiTier, LocalTier, TierUnavailable
 
 
-def default_tiers() -> list:
-    """Gemini -> local model -> extractive; `MEDSIGHT_CHAT_TIERS` (e.g. "gemini,extractive") picks a subset."""
+DEFAULT_TIERS = "gemini,extractive"  # the local generator lost to the extractive tier on dev (docs/chat.md)
+
+
+def default_tiers(names: str | None = None) -> list:
+    """Gemini -> extractive; `names` or `MEDSIGHT_CHAT_TIERS` (e.g. "gemini,local,extractive") picks others."""
     make = {"gemini": GeminiTier, "local": LocalTier, "extractive": ExtractiveTier}
-    names = [n.strip() for n in os.environ.get("MEDSIGHT_CHAT_TIERS", "gemini,local,extractive").split(",") if n.strip()]
+    names = [n.strip() for n in (names or os.environ.get("MEDSIGHT_CHAT_TIERS", DEFAULT_TIERS)).split(",") if n.strip()]
     unknown = [n for n in names if n not in make]
     if unknown:
         raise ValueError(f"MEDSIGHT_CHAT_TIERS names unknown tiers {unknown}; use gemini, local, extractive")
@@ -74,17 +83,23 @@ class ChatAnswer:
         }
 
 
-def sources_block(sources: Sequence[dict]) -> str:
+def sources_block(sources: Sequence[dict], body: str = "") -> str:
+    """The numbered sources the body cites (all of them when it cites none), keeping their numbers."""
     if not sources:
         return ""
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", body) if 1 <= int(n) <= len(sources)}
     lines = []
     for i, s in enumerate(sources, 1):
+        if cited and i not in cited:
+            continue
         year = f" ({s['year']})" if s.get("year") else ""
         lines.append(f"[{i}] {s.get('title') or s['doc_id']}{year}, {s['citation']}")
-    return "\n\nSources:\n" + "\n".join(lines)
+    rest = len(sources) - len(lines)
+    more = f"\n({rest} more retrieved passage{'s' if rest > 1 else ''} not cited.)" if rest else ""
+    return "\n\nSources:\n" + "\n".join(lines) + more
 
 
-def _retrieve(question: str, history, knowledge_base, k: int, mode: str):
+def _retrieve(question: str, history, knowledge_base, k: int, mode: str, per_document: int):
     from medsight.kb.retrieve import Retriever
 
     if knowledge_base is None:
@@ -94,7 +109,7 @@ def _retrieve(question: str, history, knowledge_base, k: int, mode: str):
     # A follow-up ("and how is it treated?") needs the previous question to retrieve anything useful.
     last_user = next((m["content"] for m in reversed(list(history or [])) if isinstance(m, dict) and m.get("role") == "user"), "")
     query = question if len(question.split()) > 5 or not last_user else f"{last_user} {question}"
-    return Retriever(knowledge_base, mode=mode).retrieve(query, k, per_document=1)
+    return Retriever(knowledge_base, mode=mode).retrieve(query, k, per_document=per_document)
 
 
 def chat(
@@ -104,27 +119,35 @@ def chat(
     *,
     knowledge_base=None,
     tiers: Sequence | None = None,
-    k: int = 5,
+    k: int = 10,
+    per_document: int = 3,
     retrieval_mode: str = "hybrid",
 ) -> ChatAnswer:
     """Answer `question` about `case` (plain data: vision scores, risk band, note entities/conditions, fusion).
 
     Returns once the answering tier has produced its first chunk, so `tier` is settled; iterate the result for
     the streamed text. A tier that fails before its first chunk hands over to the next; one that fails mid-answer
-    is finished by the extractive tier, and `fallbacks` records why.
+    is finished by the extractive tier, and `fallbacks` records why. `k` passages are retrieved, at most
+    `per_document` from one document (an answer often sits in the second or third passage of the right article;
+    chosen on COVID-QA dev questions, docs/chat.md).
     """
+    start = time.perf_counter()  # first-token time counts from the question, retrieval included
     question = check_question(question)  # ValueError when empty or longer than MAX_QUESTION_CHARS
     if is_dosing_request(question):
         answer = ChatAnswer(tier="safety", sources=[], refused=True, _body=REFUSAL)
         answer._chunks = iter([REFUSAL, f"\n\n_{DISCLAIMER}_"])
         return answer
 
-    passages = _retrieve(question, history, knowledge_base, k, retrieval_mode)
-    prompt = build_prompt(case, history, question, passages)
+    about_case = is_case_question(question)
+    # The case's own questions are answered from MedSight's explanatory texts, never from literature on other diseases.
+    if about_case:
+        passages = case_passages(question)
+    else:
+        passages = _retrieve(question, history, knowledge_base, k, retrieval_mode, per_document)
+    prompt = build_prompt(case, history, question, passages, about_case=about_case)
     sources = [p.as_source() for p in passages]
     tiers = list(tiers) if tiers is not None else default_tiers()
     fallbacks: list[tuple[str, str]] = []
-    start = time.perf_counter()
     for i, tier in enumerate(tiers):
         stream = filter_dose_instructions(tier.stream(prompt))  # every tier: quoted passages can hold doses too
         try:
@@ -160,5 +183,5 @@ def _finish(answer: ChatAnswer, first: str, stream: Iterator[str], prompt, later
             body.append(chunk)
             yield chunk
     answer._body = "".join(body)
-    yield sources_block(answer.sources)
+    yield sources_block(answer.sources, answer._body)
     yield f"\n\n_{DISCLAIMER}_"

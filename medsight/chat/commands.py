@@ -1,4 +1,4 @@
-"""`medsight ask "QUESTION" [--image PATH] [--note FILE] [--json]` and `medsight chat-eval --out DIR`."""
+"""`medsight ask "QUESTION" [--image PATH] [--note FILE] [--json]` and `medsight chat-eval --out DIR [--qa FILE]`."""
 
 from __future__ import annotations
 
@@ -16,63 +16,48 @@ def register(subparsers) -> None:
     ask.add_argument("--store", help="knowledge base folder (default .cache/kb or $MEDSIGHT_KB_DIR)")
     ask.set_defaults(func=_ask)
 
-    ev = subparsers.add_parser("chat-eval", help="measure the chat: dosing refusals, supported sentences, first-token time")
-    ev.add_argument("--out", required=True, help="folder for chat_metrics.json")
+    ev = subparsers.add_parser(
+        "chat-eval", help="measure the chat: answers against gold answers (--qa), or dosing refusals, supported "
+        "sentences and first-token time")
+    ev.add_argument("--out", required=True, help="folder for answers.jsonl + qa_metrics.json (--qa) or chat_metrics.json")
     ev.add_argument("--store", help="knowledge base folder (default .cache/kb or $MEDSIGHT_KB_DIR)")
-    ev.add_argument("--tiers", default="local,extractive",
-                    help="comma-separated tiers to measure one by one (gemini needs a key; default local,extractive)")
-    ev.add_argument("--questions", type=int, default=12, help="grounded questions per tier (default 12)")
+    ev.add_argument("--qa", metavar="FILE", help="JSONL of questions (`query`, optional gold `answer`) answered through "
+                    "the cascade as a user gets it")
+    ev.add_argument("--limit", type=int, help="--qa: only the first N questions")
+    ev.add_argument("--retrieval", default="hybrid", help="--qa: retrieval mode (dense, bm25, hybrid; default hybrid)")
+    ev.add_argument("--documents", nargs="+", metavar="PATH", help="--qa: instead of a built store, these documents "
+                    "(and the shipped summaries) chunked in memory and searched by BM25 alone")
+    ev.add_argument("--tiers", help="--qa: the cascade's tiers (default: as a user gets it, $MEDSIGHT_CHAT_TIERS or "
+                    "gemini,extractive); otherwise the tiers measured one by one (default local,extractive)")
+    ev.add_argument("--questions", type=int, default=12, help="without --qa: grounded questions per tier (default 12)")
     ev.set_defaults(func=_chat_eval)
 
 
 def _case_from_inputs(image: str | None, note: str | None) -> dict:
+    """The case the chat reads (`medsight.case.Case.to_chat`): the image scored through the same pipeline as
+    `medsight score` (gate included), the note compared with it on the calibrated scale."""
+    from medsight.case import Case
     from medsight.cli import UserError
 
-    case: dict = {}
+    case = Case(name="")
     if image:
         if not Path(image).is_file():
             raise UserError(f"no image at {image}")
-        try:
-            import medsight.vision as vision
+        from medsight.vision import AnomalyPipeline
 
-            score_file = vision.score_file
-        except (ImportError, AttributeError) as exc:
-            raise UserError("image scoring is not available in this installation (medsight.vision.score_file)") from exc
-        case["vision"] = score_file(image)
+        case = Case.from_file(image)  # an unreadable file raises ImageLoadError: one sentence from the CLI
+        case.score(AnomalyPipeline.load(case.detector))
     if note:
         path = Path(note)
         if not path.is_file():
             raise UserError(f"no note file at {note}")
-        text = path.read_text(encoding="utf-8", errors="replace")
-        analysed: dict = {"text": text}
+        from medsight.nlp import NoteError, analyze_note
+
         try:
-            from medsight.nlp import analyze_note
-        except ImportError:
-            analyze_note = None
-        if analyze_note is not None:
-            vision = case.get("vision") or {}
-            kwargs = {}
-            if vision.get("anomaly_score") is not None:
-                kwargs = {"anomaly_score": vision["anomaly_score"], "risk_band": vision.get("risk") or vision.get("risk_band")}
-            try:
-                result = analyze_note(text, **kwargs)
-            except ValueError as exc:  # NoteError: an unusable note is the user's to fix
-                raise UserError(f"the note could not be analysed: {exc}") from exc
-            analysed.update(result if isinstance(result, dict) else _as_dict(result))
-        case["note"] = analysed
-        if "fusion" in analysed:
-            case["fusion"] = analysed["fusion"]
-    return case
-
-
-def _as_dict(obj) -> dict:
-    import dataclasses
-
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    return dict(vars(obj)) if hasattr(obj, "__dict__") else {}
+            case.note = analyze_note(path.read_bytes(), **case.note_image_args())
+        except NoteError as exc:  # an unusable note is the user's to fix
+            raise UserError(f"the note {path.name} could not be analysed: {exc}") from None
+    return case.to_chat()
 
 
 def _ask(args) -> int:
@@ -98,13 +83,44 @@ def _ask(args) -> int:
 
 
 def _chat_eval(args) -> int:
-    from medsight.chat.evaluate import evaluate_chat
     from medsight.kb.store import knowledge_base
+
+    if args.qa:
+        return _qa_eval(args)
+    from medsight.chat.evaluate import evaluate_chat
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
+    tiers = [t.strip() for t in (args.tiers or "local,extractive").split(",") if t.strip()]
     metrics = evaluate_chat(knowledge_base(args.store), tiers=tiers, n_questions=args.questions, log=print)
     (out / "chat_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {out / 'chat_metrics.json'}")
+    return 0
+
+
+def _qa_eval(args) -> int:
+    from medsight.chat.cascade import default_tiers
+    from medsight.chat.qa_eval import answer_questions, read_questions, write_results
+    from medsight.cli import UserError
+    from medsight.kb.store import knowledge_base
+
+    if not Path(args.qa).is_file():
+        raise UserError(f"no question file at {args.qa}")
+    try:
+        questions = read_questions(args.qa, args.limit)
+        tiers = default_tiers(args.tiers)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.documents:
+        from medsight.chat.qa_eval import LexicalKnowledgeBase
+
+        kb, mode = LexicalKnowledgeBase(args.documents), "bm25"
+    else:
+        kb, mode = knowledge_base(args.store), args.retrieval
+    records = answer_questions(questions, kb, tiers=tiers, log=print, retrieval_mode=mode)
+    metrics = write_results(records, args.out, {"questions_file": str(args.qa), "tiers": [t.name for t in tiers],
+                                                "knowledge_base_passages": len(kb), "retrieval": mode,
+                                                "knowledge_base": str(kb.path)})
+    print(json.dumps({k: v for k, v in metrics.items() if k != "per_tier"}, indent=2))
+    print(f"wrote {Path(args.out) / 'answers.jsonl'} and {Path(args.out) / 'qa_metrics.json'}")
     return 0

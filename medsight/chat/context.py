@@ -49,6 +49,9 @@ class CaseView:
     risk_band: str | None = None
     threshold: float | None = None
     components: dict = field(default_factory=dict)
+    normal_percentile: float | None = None  # share (%) of held-out normal films scoring lower
+    detector: str = ""
+    not_scored: list[str] = field(default_factory=list)  # why the gate refused to score the image
     entities: list[str] = field(default_factory=list)
     conditions: list[tuple[str, float]] = field(default_factory=list)
     fusion: dict = field(default_factory=dict)
@@ -66,7 +69,13 @@ class CaseView:
             risk_band=vision.get("risk_band") or vision.get("risk"),
             threshold=vision.get("threshold"),
             components=dict(vision.get("components") or {}),
+            normal_percentile=vision.get("normal_percentile"),
+            detector=str(vision.get("detector") or ""),
         )
+        gate = vision.get("gate") if isinstance(vision.get("gate"), dict) else {}
+        if vision.get("scored") is False or gate.get("accepted") is False:
+            view.anomaly_score, view.risk_band = None, None
+            view.not_scored = [str(r) for r in (vision.get("reasons") or gate.get("reasons") or ["the image gate rejected it"])]
         for ent in note.get("entities") or []:
             if isinstance(ent, dict):
                 label = ent.get("text") or ent.get("entity") or ent.get("name")
@@ -101,32 +110,51 @@ class CaseView:
 
     @property
     def empty(self) -> bool:
-        return self.anomaly_score is None and not self.entities and not self.conditions and not self.fusion
+        return (self.anomaly_score is None and not self.not_scored and not self.entities and not self.conditions
+                and not self.fusion)
 
-    def sentences(self) -> list[str]:
-        """The case in plain sentences (used by the prompt and by the extractive tier)."""
+    def score_sentences(self) -> list[str]:
+        """The image result with its numbers: score, detector, threshold, band, normal percentile."""
+        if self.not_scored:
+            return ["The image was not scored: " + "; ".join(self.not_scored) + "."]
+        if self.anomaly_score is None:
+            return []
+        s = f"This image's anomaly score is {_num(self.anomaly_score)}"
+        if self.detector:
+            s += f" (detector {self.detector})"
+        if self.threshold is not None:
+            side = "at or above" if self.anomaly_score >= self.threshold else "below"
+            s += f", {side} the operating threshold of {_num(self.threshold)}"
+        s += f", in the {self.risk_band} risk band." if self.risk_band else "."
+        out = [s]
+        if self.normal_percentile is not None:
+            out.append(f"It scores higher than {float(self.normal_percentile):.1f}% of held-out normal radiographs.")
+        return out
+
+    def component_sentences(self) -> list[str]:
+        if not self.components:
+            return []
+        parts = ", ".join(f"{k} {_num(v)}" for k, v in self.components.items() if not isinstance(v, (dict, list)))
+        return [f"Its components are {parts}."] if parts else []
+
+    def note_sentences(self) -> list[str]:
         out = []
-        if self.anomaly_score is not None:
-            s = f"The image's anomaly score is {_num(self.anomaly_score)}"
-            if self.threshold is not None:
-                s += f" against an operating threshold of {_num(self.threshold)}"
-            s += f", in the {self.risk_band} risk band." if self.risk_band else "."
-            out.append(s)
-            if self.components:
-                parts = ", ".join(f"{k} {_num(v)}" for k, v in self.components.items())
-                out.append(f"Its components are {parts}.")
         if self.entities:
             out.append("The clinical note mentions " + ", ".join(self.entities[:12]) + ".")
         if self.conditions:
             top = ", ".join(f"{n} ({s:.2f})" for n, s in self.conditions[:5])
             out.append(f"Conditions suggested by the note (zero-shot scores): {top}.")
-        if self.fusion.get("reason"):
-            out.append(f"Image-note fusion: {self.fusion.get('agreement', '')} ({self.fusion['reason']}).")
-        elif self.fusion:
-            parts = ", ".join(f"{k} {_num(v)}" for k, v in self.fusion.items() if not isinstance(v, (dict, list)))
-            if parts:
-                out.append(f"Image-note fusion: {parts}.")
         return out
+
+    def fusion_sentences(self) -> list[str]:
+        if self.fusion.get("reason"):
+            return [f"Image-note fusion: {self.fusion.get('agreement', '')} ({self.fusion['reason']})."]
+        parts = ", ".join(f"{k} {_num(v)}" for k, v in self.fusion.items() if not isinstance(v, (dict, list)) and v is not None)
+        return [f"Image-note fusion: {parts}."] if parts else []
+
+    def sentences(self) -> list[str]:
+        """The case in plain sentences (used by the prompt and by the extractive tier)."""
+        return self.score_sentences() + self.component_sentences() + self.note_sentences() + self.fusion_sentences()
 
     def render(self) -> str:
         return " ".join(self.sentences()) or "No image or note has been analysed for this case."
@@ -164,9 +192,11 @@ class Prompt:
     question: str
     case: CaseView
     passages: list
+    about_case: bool = False  # a question about this case: passages are MedSight's own explanatory texts
 
 
-def build_prompt(case: Any, history: Sequence | None, question: str, passages: Sequence, max_words: int = 160) -> Prompt:
+def build_prompt(case: Any, history: Sequence | None, question: str, passages: Sequence, max_words: int = 160,
+                 about_case: bool = False) -> Prompt:
     view = case if isinstance(case, CaseView) else CaseView.from_case(case)
     # Data is escaped so that a "</note></case>" inside a note, passage, question or turn cannot close its block.
     hist = [{**m, "content": escape_prompt_data(m["content"])} for m in normalise_history(history)]
@@ -177,4 +207,4 @@ def build_prompt(case: Any, history: Sequence | None, question: str, passages: S
         f"<passages>\n{passages_text}\n</passages>\n\n"
         f"Question: {escape_prompt_data(question.strip())}"
     )
-    return Prompt(SYSTEM_INSTRUCTION, user, hist, question.strip(), view, list(passages))
+    return Prompt(SYSTEM_INSTRUCTION, user, hist, question.strip(), view, list(passages), about_case)

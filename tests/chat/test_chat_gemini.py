@@ -4,7 +4,7 @@ import pytest
 from fake_gemini import FakeGemini
 
 from medsight.chat import GeminiTier, chat
-from medsight.chat.tiers import ExtractiveTier
+from medsight.chat import ExtractiveTier
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,174 @@
+"""Fit the extractive tier's answer selector (medsight/chat/answer_selector.json) on COVID-QA development questions.
+
+The dev questions (`queries_covidqa_dev.jsonl`, 49 articles) are split by article: articles in sorted order, even
+positions -> the fitting half, odd -> the validation half, so no article whose questions tuned the selector is in
+the validation numbers. Both halves are written next to the output (`covidqa_fit.jsonl`, `covidqa_val.jsonl`) for
+`medsight chat-eval --qa`.
+
+For each question the passages are retrieved as the chat retrieves them, every sentence of them becomes a
+candidate (`medsight.chat.selection`), and a candidate is positive when it contains the normalised gold answer.
+A logistic regression (C chosen by grouped cross-validation on the fitting half) is fitted on the fitting half and
+reported on both halves: top-1 sentence contains the gold answer, and the ceiling (gold in some candidate).
+
+    python scripts/fit_answer_selector.py --store .cache/kb --out runs/selector [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from medsight.chat.qa_eval import normalise, read_questions  # noqa: E402
+from medsight.chat.selection import FEATURES, WEIGHTS_PATH, candidate_sentences, features  # noqa: E402
+
+DEV = Path("../shared/data/corpus/queries_covidqa_dev.jsonl")
+
+
+def split_by_article(questions: list[dict]) -> tuple[list[dict], list[dict]]:
+    docs = sorted({q["gold_doc_id"] for q in questions})
+    fit_docs = set(docs[0::2])
+    return [q for q in questions if q["gold_doc_id"] in fit_docs], [q for q in questions if q["gold_doc_id"] not in fit_docs]
+
+
+def build_rows(questions, retrieve, cache: dict, use_cosine: bool = True):
+    """Per question: (candidates, feature matrix, labels). `cache` maps sentence -> MiniLM vector; without
+    `use_cosine` the similarity features are left at zero (a lexical-only selector, no embedding)."""
+    from medsight.kb.store import embed
+
+    rows, pending = [], []
+    for q in questions:
+        passages = retrieve(q["query"])
+        cands = candidate_sentences(passages)
+        rows.append((q, passages, cands))
+        if use_cosine:
+            pending += [c.text for c in cands if c.text not in cache] + ([q["query"]] if q["query"] not in cache else [])
+    pending = list(dict.fromkeys(pending))
+    for start in range(0, len(pending), 256):
+        batch = pending[start:start + 256]
+        for text, vec in zip(batch, embed(batch)):
+            cache[text] = vec
+        print(f"  embedded {min(start + 256, len(pending))}/{len(pending)} sentences", file=sys.stderr)
+    out = []
+    for q, passages, cands in rows:
+        cos = np.array([float(cache[c.text] @ cache[q["query"]]) for c in cands]) if use_cosine else np.zeros(len(cands))
+        X = features(q["query"], cands, len(passages), cosines=cos)
+        gold = normalise(q["answer"])
+        y = np.array([gold in normalise(c.text) for c in cands], dtype=int)
+        out.append((q, cands, X, y))
+    return out
+
+
+def top1_report(rows, coef, intercept) -> dict:
+    """Share of questions whose top-1 (top-2, top-3) sentences contain the gold answer, and the ceiling."""
+    hits = {1: 0, 2: 0, 3: 0}
+    ceiling = 0
+    for _, cands, X, y in rows:
+        if not len(y):
+            continue
+        ceiling += int(y.max())
+        order = np.argsort(-(X @ coef + intercept))
+        for k in hits:
+            hits[k] += int(y[order[:k]].max())
+    n = len(rows)
+    return {"questions": n, **{f"top{k}_contains_gold": round(v / n, 4) for k, v in hits.items()},
+            "ceiling_gold_in_candidates": round(ceiling / n, 4)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", default=str(DEV))
+    parser.add_argument("--store", help="knowledge base folder (default .cache/kb)")
+    parser.add_argument("--k", type=int, default=10, help="passages per question, as the chat retrieves them")
+    parser.add_argument("--per-document", type=int, default=3, help="at most this many passages of one document")
+    parser.add_argument("--bm25-corpus", help="instead of the store: BM25 alone over these documents, chunked in "
+                        "memory (a quick proxy while the store is being built)")
+    parser.add_argument("--out", default="runs/selector")
+    parser.add_argument("--every", type=int, default=1, help="use every n-th question of each half (less embedding)")
+    parser.add_argument("--lexical-only", action="store_true", help="no MiniLM similarity features (no embedding)")
+    parser.add_argument("--write", action="store_true", help=f"write the fitted weights to {WEIGHTS_PATH}")
+    args = parser.parse_args(argv)
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    from medsight.kb.retrieve import Retriever
+    from medsight.kb.store import knowledge_base
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    questions = read_questions(args.questions)
+    fit_q, val_q = split_by_article(questions)
+    for name, qs in (("covidqa_fit.jsonl", fit_q), ("covidqa_val.jsonl", val_q)):
+        (out / name).write_text("".join(json.dumps(q) + "\n" for q in qs), encoding="utf-8")
+    if args.bm25_corpus:
+        from types import SimpleNamespace
+
+        from medsight.kb.documents import chunk_documents, load_path
+        from medsight.kb.retrieve import LexicalIndex
+        from medsight.kb.store import SHIPPED_KB_DIR
+
+        docs = {d.doc_id: d for src in (SHIPPED_KB_DIR, args.bm25_corpus) for d in load_path(src)}
+        index = LexicalIndex(chunk_documents(docs.values()))
+        store = SimpleNamespace(lexical_index=lambda: index, path=Path(f"bm25-{Path(args.bm25_corpus).name}"),
+                                __len__=None)
+        retriever = Retriever(store, mode="bm25")
+        n_passages = len(index.chunks)
+    else:
+        retriever = Retriever(knowledge_base(args.store), mode="hybrid")
+        n_passages = len(retriever.kb)
+
+    def retrieve(query):
+        return retriever.retrieve(query, args.k, per_document=args.per_document)
+
+    cache_path = out / "sentence_vectors.npz"
+    cache = dict(np.load(cache_path, allow_pickle=True)["cache"].item()) if cache_path.exists() else {}
+    fit_q, val_q = fit_q[::args.every], val_q[::args.every]
+    fit_rows = build_rows(fit_q, retrieve, cache, not args.lexical_only)
+    val_rows = build_rows(val_q, retrieve, cache, not args.lexical_only)
+    np.savez(cache_path, cache=np.array(cache, dtype=object))
+
+    X = np.vstack([r[2] for r in fit_rows if len(r[3])])
+    y = np.concatenate([r[3] for r in fit_rows if len(r[3])])
+    groups = np.concatenate([[r[0]["gold_doc_id"]] * len(r[3]) for r in fit_rows if len(r[3])])
+    best = None
+    for C in (0.01, 0.1, 1.0, 10.0):
+        hits = []
+        for tr, te in GroupKFold(n_splits=5).split(X, y, groups):
+            model = LogisticRegression(C=C, max_iter=2000).fit(X[tr], y[tr])
+            test_docs = set(groups[te])
+            rows = [r for r in fit_rows if r[0]["gold_doc_id"] in test_docs]
+            hits.append(top1_report(rows, model.coef_[0], model.intercept_[0])["top1_contains_gold"])
+        score = float(np.mean(hits))
+        print(f"C={C}: grouped-CV top-1 {score:.3f}")
+        if best is None or score > best[1]:
+            best = (C, score)
+    model = LogisticRegression(C=best[0], max_iter=2000).fit(X, y)
+    coef, intercept = model.coef_[0], float(model.intercept_[0])
+    report = {
+        "features": list(FEATURES),
+        "coef": [round(float(c), 6) for c in coef],
+        "intercept": round(intercept, 6),
+        "C": best[0],
+        "fitted_on": f"COVID-QA dev, fitting half ({len(fit_q)} questions, {len({q['gold_doc_id'] for q in fit_q})} "
+                     f"articles), passages retrieved ({retriever.mode}) from {retriever.kb.path.name} ({n_passages} passages)",
+        "fit": top1_report(fit_rows, coef, intercept),
+        "validation": top1_report(val_rows, coef, intercept),
+    }
+    print(json.dumps(report, indent=2))
+    (out / "selector_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.write:
+        WEIGHTS_PATH.write_text(json.dumps({k: report[k] for k in ("features", "coef", "intercept", "C", "fitted_on", "fit")},
+                                           indent=2) + "\n")
+        print(f"wrote {WEIGHTS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Answers that answer the question from the passages: the extractive selection, the grounding check, questions
+about the case, and `medsight chat-eval --qa` on a tiny store built here."""
+
+import json
+
+import pytest
+
+from medsight.chat import ExtractiveTier, TierUnavailable, build_prompt, chat
+from medsight.chat.grounding import absent_share, grounded_sentences, support
+from medsight.chat.qa_eval import ANSWER_KEYS, gold_contained, shown_answer, token_f1
+from medsight.chat.selection import rank_sentences
+from medsight.cli import main
+from medsight.kb.documents import Chunk, Document
+from medsight.kb.retrieve import Passage
+
+
+def passage(text, doc="d", pmid="1"):
+    return Passage(Chunk(f"{doc}#0", doc, text, {"doc_id": doc, "pmid": pmid}), 1.0)
+
+
+INCUBATION = passage(
+    "Coronaviruses are enveloped RNA viruses that infect birds and mammals. Several studies estimated the "
+    "incubation period of COVID-19. The median incubation period was 5.2 days, with 95% of cases within 12.5 days. "
+    "Masks reduce the spread of respiratory droplets.", doc="a")
+OTHER = passage("Influenza causes seasonal epidemics every winter. Vaccination is recommended for older adults.", doc="b")
+
+DOCS = [
+    Document("covid:1", "The median incubation period of COVID-19 was 5.2 days in the first Wuhan cluster. Most "
+             "patients had fever and dry cough.", title="Early transmission dynamics in Wuhan", pmid="111"),
+    Document("mers:2", "MERS coronavirus was first isolated in Saudi Arabia in 2012. Dromedary camels are the main "
+             "animal reservoir of MERS-CoV.", title="MERS coronavirus origins", pmid="222"),
+    Document("flu:3", "Oseltamivir is a neuraminidase inhibitor. Influenza vaccines are updated every year because the "
+             "virus drifts antigenically.", title="Influenza prevention", pmid="333"),
+]
+
+
+def test_selection_puts_the_answering_sentence_first():
+    ranked = rank_sentences("What was the median incubation period of COVID-19?", [OTHER, INCUBATION])
+    assert ranked[0].text.startswith("The median incubation period was 5.2 days") and ranked[0].passage == 2
+    assert ranked[0].score > ranked[-1].score
+
+
+def test_extractive_answer_starts_with_the_answer_and_cites_it():
+    prompt = build_prompt({}, [], "What was the median incubation period of COVID-19?", [OTHER, INCUBATION])
+    body = ExtractiveTier(word_delay=0).compose(prompt)
+    assert body.startswith("The median incubation period was 5.2 days") and "[2]" in body
+    assert "retrieved evidence" not in body
+    assert absent_share(body, [INCUBATION.text, OTHER.text]) == 0.0
+
+
+def test_support_rejects_invented_words_and_numbers():
+    passages = [INCUBATION]
+    assert support("The median incubation period was 5.2 days [1].", passages)[0]
+    assert not support("The median incubation period was 7.4 days [1].", passages)[0]  # a number no passage holds
+    ok, absent = support("SARS-H1N1 spread through bone-marrow biopsy clinics in 2009 [1].", passages)
+    assert not ok and absent > 0.5
+    # a citation points at the passage the sentence must be supported by
+    assert not support("The median incubation period was 5.2 days [2].", [INCUBATION, OTHER])[0]
+
+
+def test_grounding_gate_drops_unsupported_sentences_and_hands_over_when_nothing_answers():
+    raw = iter(["The median incubation period was 5.2 days [1]. ", "A SARS-H1N1 virus appeared in ",
+                "hypotrichia clinics in 2009. ", "Masks reduce the spread of respiratory droplets [1]."])
+    out = "".join(grounded_sentences(raw, [INCUBATION], "What was the median incubation period?"))
+    assert "5.2 days" in out and "Masks" in out and "H1N1" not in out
+    # supported but off the question: nothing is shown, the next tier answers
+    with pytest.raises(TierUnavailable):
+        list(grounded_sentences(iter(["Masks reduce the spread of respiratory droplets [1]."]), [INCUBATION],
+                                "What was the median incubation period?"))
+
+
+def test_qa_scoring_functions():
+    text = "Mother-to-child transmission is the main cause [1].\n\nSources:\n[1] A, PMID 1\n\n_x_"
+    assert shown_answer(text) == "Mother-to-child transmission is the main cause."
+    assert gold_contained(shown_answer(text), "mother to child transmission")
+    assert not gold_contained("something else", "mother to child transmission")
+    assert 0 < token_f1("main cause is transmission", "transmission is the main cause of it") < 1
+
+
+@pytest.fixture()
+def high_case():
+    return {"vision": {"anomaly_score": 2.41, "risk": "HIGH", "threshold": 2.03, "normal_percentile": 98.6,
+                       "components": {"knn_global_z": 1.8, "lung_patch_z": 2.9}, "detector": "fused_lungs"},
+            "note": {"entities": [{"text": "cough"}, {"text": "effusion", "assertion": "absent"}]}}
+
+
+def test_case_question_is_answered_from_the_case_and_medsight_docs(shipped_kb, high_case):
+    answer = chat(high_case, [], "What does a HIGH anomaly score mean for this radiograph?", knowledge_base=shipped_kb,
+                  tiers=[ExtractiveTier(word_delay=0)])
+    body = answer.body
+    assert body.startswith("This image's anomaly score is 2.410 (detector fused_lungs)")
+    assert "HIGH risk band" in body and "2.030" in body and "98.6%" in body
+    assert "diagnos" in body and "[1]" in body
+    # only MedSight's own explanatory texts, never literature about some other disease
+    assert answer.sources and all(s["doc_id"].startswith("medsight:reading_") for s in answer.sources)
+    assert "sickle" not in body.lower()
+
+
+def test_case_questions_about_components_note_and_an_empty_case(shipped_kb, high_case):
+    body = chat(high_case, [], "What are the components of my score?", knowledge_base=shipped_kb,
+                tiers=[ExtractiveTier(word_delay=0)]).body
+    assert "lung_patch_z 2.900" in body
+    body = chat(high_case, [], "What did the note find?", knowledge_base=shipped_kb, tiers=[ExtractiveTier(word_delay=0)]).body
+    assert "cough" in body and "no effusion" in body
+    body = chat({}, [], "What does the heatmap show?", knowledge_base=shipped_kb, tiers=[ExtractiveTier(word_delay=0)]).body
+    assert body.startswith("No radiograph or note has been analysed yet") and "heatmap" in body.lower()
+
+
+def test_chat_eval_qa_writes_answers_with_exactly_the_agreed_keys(tmp_path, capsys):
+    from medsight.kb.store import build_knowledge_base
+
+    store = tmp_path / "store"
+    build_knowledge_base(documents=DOCS, path=store, include_shipped=False)
+    qa = tmp_path / "qa.jsonl"
+    rows = [{"query": "What was the median incubation period of COVID-19 in Wuhan?", "answer": "5.2 days"},
+            {"query": "What is the main animal reservoir of MERS-CoV?", "answer": "Dromedary camels"},
+            {"query": "What dose of oseltamivir should I take?"},
+            {"query": "Why are influenza vaccines updated every year?", "answer": "the virus drifts antigenically"}]
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert main(["chat-eval", "--qa", str(qa), "--store", str(store), "--out", str(out), "--tiers", "extractive"]) == 0
+    answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 4 and all(list(a) == list(ANSWER_KEYS) for a in answers)
+    assert answers[2]["refused"] and answers[2]["tier"] == "safety" and answers[2]["passages"] == []
+    assert answers[0]["tier"] == "extractive" and answers[0]["passages"] and answers[0]["seconds"] > 0
+    metrics = json.loads((out / "qa_metrics.json").read_text())
+    assert metrics["questions"] == 4 and metrics["refused"] == 1 and metrics["with_gold_answer"] == 3
+    assert metrics["gold_contained"] == 1.0 and metrics["unsupported_answer_share"] == 0.0
+    assert {"token_f1", "seconds_median", "first_text_seconds_median", "per_tier"} <= set(metrics)
+    assert set(metrics["per_tier"]) == {"extractive", "safety"}
+    assert main(["chat-eval", "--qa", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
+    assert "no question file" in capsys.readouterr().err
