@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import re
 import sys
 
 COMMAND_MODULES = [
@@ -16,7 +17,8 @@ COMMAND_MODULES = [
     "medsight.nlp.commands",  # nlp ...
     "medsight.kb.commands",  # kb ...
     "medsight.chat.commands",  # ask
-    "medsight.imaging.commands",  # gate-fit, gate-eval, explain-eval, stability-eval
+    "medsight.training.eval_commands",  # gate-fit, gate-eval, explain-eval, stability-eval
+    "medsight.report_commands",  # report
 ]
 
 
@@ -24,8 +26,37 @@ class UserError(Exception):
     """An error the user caused (bad path, missing weights, bad input): printed as one sentence."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with misuse reported as one line, `medsight: error: ...`, exit 2 (no usage block, no traceback)."""
+
+    def error(self, message: str):
+        if message.startswith("the following arguments are required: command"):
+            message = "no command given; try `medsight score IMAGE` (see `medsight --help` for the others)"
+        elif message.startswith("the following arguments are required: "):
+            missing = message.split(": ", 1)[1].replace("IMAGE", "at least one image file (PNG, JPEG, TIFF or DICOM)")
+            message = f"`{self.prog}` needs {missing} (see `{self.prog} --help`)"
+        elif message.startswith("argument command: invalid choice: "):
+            message = f"unknown command {message.split(': ', 2)[2]}"
+        else:
+            # a positional's own check (`existing_file`) already names the file: drop argparse's prefix
+            message = re.sub(r"^argument [A-Za-z_]+: ", "", message) + f" (see `{self.prog} --help`)"
+        self.exit(2, f"medsight: error: {message}\n")
+
+
+def existing_file(value: str) -> str:
+    """argparse `type=` for an input file that must exist and not be a folder."""
+    from pathlib import Path
+
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder, not an image file; give the files inside it (e.g. {path / '*.png'})")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such file")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medsight", description="MedSight: chest X-ray anomaly detection for teaching.")
+    parser = _Parser(prog="medsight", description="MedSight: chest X-ray anomaly detection for teaching.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(name) is None:

@@ -105,7 +105,7 @@ def test_rgb_and_rgba_become_grayscale_with_colourfulness():
 
 @pytest.mark.parametrize("data, message", [
     (b"", "empty"),
-    (b"this is not an image at all" * 10, "not a readable"),
+    (b"this is not an image at all" * 10, "text file"),
     (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a readable"),
 ])
 def test_bad_files_get_one_clear_error(data, message):
@@ -125,9 +125,9 @@ def test_decompression_bomb_is_refused(monkeypatch):
     from medsight import config
 
     monkeypatch.setattr(config, "MAX_IMAGE_PIXELS", 10_000)
-    with pytest.raises(ImageLoadError, match="too large|larger than"):
+    with pytest.raises(ImageLoadError, match="safety limit"):
         load_image(_png(np.zeros((200, 200), np.uint8)), "big.png")
-    with pytest.raises(ImageLoadError, match="larger than"):
+    with pytest.raises(ImageLoadError, match="safety limit"):
         load_image(_dicom_bytes(np.zeros((200, 200), np.uint16)), "big.dcm")
 
 
