@@ -1,4 +1,5 @@
-"""The model registry: priority order, budget accounting, LRU eviction, pinning, CPU fallback, concurrent use.
+"""The model registry: priority order, budget accounting, LRU eviction, pinning, CPU fallback, concurrent use,
+measured CPU memory, retries of failed loads, shared models loaded once.
 
 Accounting is tested on CPU against a fake allocator (a small budget, models that "allocate" on the fake GPU);
 the last test checks it against real CUDA allocations and runs only where a GPU is present."""
@@ -11,7 +12,16 @@ import time
 
 import pytest
 
-from medsight.registry import EVICTED, LOADED, UNAVAILABLE, ModelRegistry, ModelUnavailable
+from medsight.registry import (
+    ESTIMATE,
+    EVICTED,
+    LOADED,
+    PENDING,
+    RSS_MEASURED,
+    UNAVAILABLE,
+    ModelRegistry,
+    ModelUnavailable,
+)
 
 
 class FakeGPU:
@@ -121,7 +131,31 @@ def test_cpu_fallback_without_cuda():
     for key in ("a", "b", "c"):
         assert reg.get(key).device == "cpu"
     assert gpu.allocated == 0 and reg.gpu_used_mb() == 0
-    assert reg.status()["cpu_resident_mb"] == pytest.approx(60)  # 3 x 20 MB  # the estimates: nothing to measure on CPU
+    rows = reg.status()["models"]
+    assert all(m["memory_from"] == RSS_MEASURED for m in rows)  # on CPU: measured, not the estimates repeated
+    assert reg.status()["cpu_resident_mb"] == pytest.approx(sum(m["memory_mb"] for m in rows), abs=0.2)
+
+
+def test_cpu_memory_is_the_measured_growth_of_resident_memory():
+    np = pytest.importorskip("numpy")
+    reg = ModelRegistry(budget_mb=100, device="cpu")
+    reg.register("big", lambda dev: np.ones(80 * 2**20 // 8), memory_mb=5.0)  # 80 MB, every page touched
+    reg.get("big")
+    row = reg.status()["models"][0]
+    assert row["memory_from"] == RSS_MEASURED and row["estimate_mb"] == 5.0
+    assert row["memory_mb"] == pytest.approx(80, abs=12)
+    assert reg.status()["process_rss_mb"] > 80
+
+
+def test_memory_is_labelled_an_estimate_where_nothing_can_be_measured():
+    reg = ModelRegistry(budget_mb=100, device="cpu", process_memory=lambda: None)
+    reg.register("a", lambda dev: 1, memory_mb=30.0)
+    already = ModelRegistry(budget_mb=100, device="cpu")
+    already.register("b", lambda dev: 2, memory_mb=40.0, resident=lambda: True)  # its module held it already
+    reg.get("a"), already.get("b")
+    a, b = reg.status()["models"][0], already.status()["models"][0]
+    assert (a["memory_mb"], a["memory_from"]) == (30.0, ESTIMATE)
+    assert b["memory_mb"] == 40.0 and b["memory_from"].startswith(ESTIMATE) and "before the registry" in b["memory_from"]
 
 
 def test_unavailable_model_has_a_reason_and_does_not_stop_the_others():
@@ -209,3 +243,112 @@ def test_real_cuda_allocations_are_accounted():
     assert reg.state("a") == EVICTED and next(reg.get("c").parameters()).is_cuda
     assert torch.cuda.memory_allocated() / 2**20 - base == pytest.approx(reg.gpu_used_mb(), rel=0.05)
     assert reg.gpu_used_mb() <= 150
+
+
+def flaky(fail_times: int, calls: list):
+    def load(dev):
+        calls.append(dev)
+        if len(calls) <= fail_times:
+            raise OSError("weights folder not mounted yet")
+        return "model"
+    return load
+
+
+def test_failed_load_is_retried_after_the_cooldown():
+    calls = []
+    reg = ModelRegistry(budget_mb=100, device="cpu", retry_after_s=0.3)
+    reg.register("x", flaky(1, calls))
+    with pytest.raises(ModelUnavailable, match="not mounted"):
+        reg.get("x")
+    with pytest.raises(ModelUnavailable):  # within the cooldown: no new attempt
+        reg.get("x")
+    row = reg.status()["models"][0]
+    assert len(calls) == 1 and row["state"] == UNAVAILABLE and row["retry_in_s"] is not None
+    time.sleep(0.35)
+    assert reg.get("x") == "model" and len(calls) == 2
+    assert reg.status()["models"][0]["note"] == "" and reg.status()["models"][0]["retry_in_s"] is None
+
+
+def test_explicit_retry_without_waiting():
+    calls = []
+    reg = ModelRegistry(budget_mb=100, device="cpu", retry_after_s=float("inf"))
+    reg.register("x", flaky(1, calls))
+    reg.register("y", lambda dev: "fine")
+    reg.start_background().join(5)
+    assert reg.state("x") == UNAVAILABLE and reg.status()["models"][0]["retry_in_s"] is None  # never by itself
+    assert reg.retry("y") == []  # only unavailable models are reset
+    assert reg.retry() == ["x"] and reg.state("x") == PENDING
+    reg.start_background().join(5)
+    assert reg.state("x") == LOADED and reg.get("x") == "model" and len(calls) == 2
+
+
+def test_retry_interval_from_environment(monkeypatch):
+    monkeypatch.setenv("MEDSIGHT_RETRY_S", "7")
+    assert ModelRegistry(device="cpu").retry_after_s == 7
+
+
+def test_shared_model_is_loaded_once_before_the_models_that_require_it():
+    calls = []
+    reg = ModelRegistry(budget_mb=100, device="cpu")
+    encoder = object()
+    reg.register("encoder", lambda dev: calls.append("encoder") or encoder, priority=5, held_by_module=True)
+    # loaders may ask the registry for what they require: it is loaded by then
+    reg.register("notes", lambda dev: calls.append("notes") or ("notes", reg.get("encoder")), priority=1,
+                 requires=("encoder",), held_by_module=True)
+    reg.register("kb", lambda dev: calls.append("kb") or ("kb", reg.get("encoder")), priority=2, requires=("encoder",))
+    reg.start_background().join(5)
+    assert calls == ["encoder", "notes", "kb"]
+    assert reg.get("notes")[1] is reg.get("kb")[1] is encoder
+    with pytest.raises(ValueError, match="not registered"):
+        reg.register("orphan", lambda dev: 0, requires=("missing",))
+
+
+def test_model_whose_requirement_fails_says_so():
+    def missing_package(dev):
+        raise ImportError("sentence-transformers is not installed")
+
+    reg = ModelRegistry(budget_mb=100, device="cpu", retry_after_s=float("inf"))
+    reg.register("encoder", missing_package)
+    reg.register("notes", lambda dev: "notes", requires=("encoder",))
+    with pytest.raises(ModelUnavailable, match="needs encoder.*sentence-transformers"):
+        reg.get("notes")
+    assert reg.state("notes") == UNAVAILABLE
+
+
+def test_singleton_held_by_its_module_is_never_unloaded():
+    reg = ModelRegistry(budget_mb=100, device="cpu")
+    reg.register("held", lambda dev: "singleton", held_by_module=True)
+    reg.register("owned", lambda dev: "own")
+    reg.get("held"), reg.get("owned")
+    reg.evict("held", unload=True)
+    reg.evict("owned", unload=True)
+    assert reg.state("held") == LOADED and reg.state("owned") == EVICTED
+
+
+@pytest.mark.slow
+def test_app_registry_hands_out_the_library_singletons():
+    """The app's MiniLM entry is the encoder the note classifier and the knowledge base use (one object, counted
+    once), and the note analyser entry is the library's own pipeline."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("spacy")
+    from medsight import embeddings
+    from medsight.nlp import load_pipeline
+    from medsight.nlp.zeroshot import load_embedder
+    from medsight.registry import build_app_registry
+
+    reg = build_app_registry(device="cpu")
+    try:
+        nlp = reg.get("nlp")
+    except ModelUnavailable as exc:
+        pytest.skip(f"note analyser not installed here: {exc}")
+    encoder = reg.get("minilm")
+    assert encoder is embeddings.sentence_encoder() is load_embedder()
+    assert nlp is load_pipeline()
+    rows = {m["model"]: m for m in reg.status()["models"]}
+    assert rows["minilm"]["state"] == LOADED and rows["nlp"]["state"] == LOADED
+    # MiniLM is counted under its own entry only, not again in the note analyser's estimate
+    from medsight.specs import MODEL_SPECS
+
+    assert rows["nlp"]["estimate_mb"] == MODEL_SPECS["ner_bc5cdr"].memory_mb
+    reg.evict("minilm", unload=True)
+    assert reg.state("minilm") == LOADED  # its module keeps it: "unload" would free nothing

@@ -87,4 +87,14 @@ def load_detector(directory: str | Path, name: str) -> Detector:
         det.bind(directory)
     det.calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
     det.card = meta.get("card", {})
+    _freeze(det)
     return det
+
+
+def _freeze(det: Detector) -> None:
+    """A loaded detector is for inference: no gradient (Grad-CAM's backward passes, several sessions at once) may
+    accumulate in its networks' weights."""
+    for value in vars(det).values():
+        for module in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(module, torch.nn.Module):
+                module.requires_grad_(False)

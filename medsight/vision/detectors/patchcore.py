@@ -8,15 +8,19 @@ the lung-field region (image borders, where markers, text and collimation sit, a
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medsight.training.features import GRID, LAYERS
+from medsight.vision.features import GRID, LAYERS
 from medsight.vision.detectors.base import Detector, register
 from medsight.vision.scoring import Calibration
+
+#: per thread: (detector, maps, distances) of the thread's last `patch_distances` call, both weakly referenced
+_LAST = threading.local()
 
 
 def region_mask(grid: int = GRID, top: int = 2, bottom: int = 1, side: int = 1) -> np.ndarray:
@@ -67,15 +71,16 @@ class PatchCore(Detector):
         return F.normalize(torch.cat(parts, dim=1), dim=1).permute(0, 2, 3, 1)
 
     def patch_distances(self, maps: np.ndarray) -> torch.Tensor:
-        # scoring and the anomaly map of one image read the same maps: compute their distances once
-        last = getattr(self, "_last", None)
-        if last is not None and last[0]() is maps:
-            return last[1]
+        # Scoring and the anomaly map of one image read the same maps: compute their distances once. The memo is
+        # the thread's own, so sessions scoring at once (one detector, one thread each) never evict each other's.
+        last = getattr(_LAST, "value", None)
+        if last is not None and last[0]() is self and last[1]() is maps:
+            return last[2]
         d = self._patch_distances(maps)
         try:
-            self._last = (weakref.ref(maps), d)
-        except TypeError:  # not weak-referenceable (e.g. a memmap slice subclass): no caching
-            self._last = None
+            _LAST.value = (weakref.ref(self), weakref.ref(maps), d)
+        except TypeError:  # not weak-referenceable (e.g. a memmap slice subclass): no memo
+            _LAST.value = None
         return d
 
     def _patch_distances(self, maps: np.ndarray) -> torch.Tensor:
