@@ -8,11 +8,11 @@ pages/ auto-discovery is off: the menu shows the titles below, not file names.""
 import streamlit as st
 
 PAGES = [
-    st.Page("pages/0_Upload_and_score.py", title="Upload & score", icon="🩻", default=True),
-    st.Page("pages/1_Heatmap_viewer.py", title="Heatmap viewer", icon="🔥"),
-    st.Page("pages/2_Clinical_notes.py", title="Clinical notes", icon="📝"),
-    st.Page("pages/3_Chat.py", title="Chat", icon="💬"),
-    st.Page("pages/4_Model_status.py", title="Model status", icon="⚙️"),
+    st.Page("pages/0_Upload_and_score.py", title="Upload & score", icon=":material/upload_file:", default=True),
+    st.Page("pages/1_Heatmap_viewer.py", title="Heatmap viewer", icon=":material/local_fire_department:"),
+    st.Page("pages/2_Clinical_notes.py", title="Clinical notes", icon=":material/description:"),
+    st.Page("pages/3_Chat.py", title="Chat", icon=":material/chat:"),
+    st.Page("pages/4_Model_status.py", title="Model status", icon=":material/monitor_heart:"),
 ]
 
 st.navigation(PAGES).run()

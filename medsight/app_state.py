@@ -16,20 +16,14 @@ import streamlit as st
 
 from medsight.case import Case
 from medsight.imaging import LoadedImage
-from medsight.vision.pipeline import DEFAULT_DETECTOR
+from medsight.vision.detectors.catalog import CATALOG, DEFAULT_DETECTOR
 from medsight.registry import APP_MODELS, ModelRegistry, ModelUnavailable, build_app_registry
 
 log = logging.getLogger(__name__)
 
 APP_TITLE = "MedSight"
-DETECTOR_LABELS = {
-    "paper": "paper: VAE + ViT (the source paper's detector)",
-    "paper_multiscale": "paper_multiscale: one VAE per VGG block (the paper's multi-scale future work)",
-    "knn": "knn: k nearest normals, pooled relu4_3",
-    "knn_fused": "knn_fused: three k-NN views fused, augmented bank",
-    "fused_lungs": "fused_lungs: centred k-NN views + lung-field patch distance (default)",
-    "patchcore": "patchcore: patch memory bank in the lung field (own anomaly map)",
-}
+#: the detector picker's labels, from the one catalogue of detectors
+DETECTOR_LABELS = {name: recipe.label for name, recipe in CATALOG.items()}
 
 
 def preload_keys() -> list[str]:

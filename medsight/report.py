@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from medsight.vision.detectors.catalog import MAP_DETECTOR
+
 
 def _png(rgb_or_gray: np.ndarray) -> io.BytesIO:
     buf = io.BytesIO()
@@ -87,7 +89,7 @@ def build_report(image: np.ndarray, result, model_version: str, disclaimer: str,
 log = logging.getLogger(__name__)
 
 #: heatmap the report prefers: a spatial one first (the latent attention map has no spatial layout), cheapest first
-REPORT_METHODS = ("anomaly_map", "anomaly_map:patchcore", "gradcam", "latent_attention")
+REPORT_METHODS = ("anomaly_map", f"anomaly_map:{MAP_DETECTOR}", "gradcam", "latent_attention")
 
 
 def report_heatmap(case, pipeline) -> tuple[str | None, np.ndarray | None, list[tuple[str, str]]]:

@@ -10,7 +10,7 @@ from medsight import app_state as state
 registry = state.page_setup("Chat")
 st.title("Chat about this case")
 from medsight.chat import DISCLAIMER, chat  # noqa: E402
-from medsight.chat.safety import safe_markdown  # noqa: E402  (no remote images or HTML from chat text)
+from medsight.chat.safety import MAX_QUESTION_CHARS, check_question, safe_markdown  # noqa: E402  (no remote images or HTML from chat text)
 
 case = state.case_for_chat()
 if case:
@@ -33,7 +33,14 @@ for message in history:
         if message.get("tier"):
             st.caption(f"answered by: {message['tier']}" + (f" (after: {message['fallbacks']})" if message.get("fallbacks") else ""))
 
-question = st.chat_input("Ask about the case, the score or a condition", key="chat_question")
+question = st.chat_input("Ask about the case, the score or a condition", key="chat_question",
+                         max_chars=MAX_QUESTION_CHARS)
+try:
+    if question:
+        check_question(question)
+except ValueError as exc:  # empty or too long: one sentence, nothing lost from the conversation
+    st.warning(str(exc))
+    question = None
 if question:
     with st.chat_message("user"):
         st.markdown(safe_markdown(question))
@@ -52,7 +59,8 @@ if question:
             with st.expander(f"Sources of the {len(answer.sources)} retrieved passages", expanded=True):
                 for i, source in enumerate(answer.sources, 1):
                     year = f" ({source['year']})" if source.get("year") else ""
-                    st.markdown(f"[{i}] **{source.get('title') or source.get('doc_id')}**{year}: {source.get('citation', '')}")
+                    st.markdown(safe_markdown(f"[{i}] **{source.get('title') or source.get('doc_id')}**{year}: "
+                                              f"{source.get('citation', '')}"))
     history.append({"role": "user", "content": question})
     history.append({"role": "assistant", "content": text,
                     "tier": answer.tier, "fallbacks": fallbacks})

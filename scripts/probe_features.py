@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medsight.training import train as T  # noqa: E402
 from medsight.training.dataset import read_manifest  # noqa: E402
-from medsight.training.features import LAYERS, cached_maps  # noqa: E402
+from medsight.training.features import cached_maps  # noqa: E402
+from medsight.vision.features import LAYERS  # noqa: E402
 from medsight.training.metrics import CONTROLLED, auroc  # noqa: E402
 from medsight.training.synthetic import augment  # noqa: E402
 from medsight.training.workflow import AUG_SEED, _backbone_factory, training_views  # noqa: E402

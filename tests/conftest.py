@@ -50,7 +50,7 @@ def train_normal_maps(cxr_manifest, cpu_backbone):
     """`maps(n, seed)`: backbone feature maps of n random training normals."""
     import pandas as pd
 
-    from medsight.imaging.gate_eval import _maps
+    from medsight.training.gate_eval import _maps
     from medsight.imaging.load import load_image
 
     df = pd.read_csv(cxr_manifest)

@@ -64,8 +64,12 @@ def _ask(args) -> int:
     from medsight.chat import chat
     from medsight.cli import UserError
 
-    if not args.question.strip():
-        raise UserError("the question is empty")
+    from medsight.chat.safety import check_question
+
+    try:
+        check_question(args.question)
+    except ValueError as exc:  # empty or too long
+        raise UserError(str(exc)) from None
     case = _case_from_inputs(args.image, args.note)
     kb = None
     if args.store:

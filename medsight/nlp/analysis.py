@@ -206,7 +206,7 @@ def analyze_note(text, anomaly_score: float | None = None, risk_band: str | None
     results for the same study (`Case.note_image_args()` gives them); when given, `fusion` says whether note and
     image agree. `anomaly_score` is the detector's raw score, carried for display only. Raises NoteError for
     unusable input."""
-    from medsight.nlp.zeroshot import Calibration, classify_nli, classify_sentences
+    from medsight.nlp.zeroshot import SimilarityCalibration, classify_nli, classify_sentences
 
     text = validate_note(text)
     nlp = load_pipeline()
@@ -226,7 +226,7 @@ def analyze_note(text, anomaly_score: float | None = None, risk_band: str | None
     conditions = classify_nli(text) if use_nli else None
     backend = "nli:" + "distilbart-mnli" if conditions is not None else "embedding:all-MiniLM-L6-v2"
     if conditions is None:
-        conditions = classify_sentences(units, negated, Calibration.load())
+        conditions = classify_sentences(units, negated, SimilarityCalibration.load())
     else:
         for c in conditions:
             c.negated = c.name in negated

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from medsight.nlp.zeroshot import CONDITIONS, Calibration, condition_similarities, embed_sentences
+from medsight.nlp.zeroshot import CONDITIONS, SimilarityCalibration, condition_similarities, embed_sentences
 
 
 def _report_scores(reports, progress=None):
@@ -49,13 +49,13 @@ def _report_scores(reports, progress=None):
     return best(units), best(raw), best(units, sims_plain)
 
 
-def fit_calibration(similarity: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibration:
+def fit_calibration(similarity: np.ndarray, labels: np.ndarray, fitted_on: str) -> SimilarityCalibration:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=100.0).fit(similarity.reshape(-1, 1), labels)
     slope = float(model.coef_[0, 0])
     center = float(-model.intercept_[0] / slope)
-    return Calibration(center=round(center, 5), slope=round(slope, 4), fitted_on=fitted_on)
+    return SimilarityCalibration(center=round(center, 5), slope=round(slope, 4), fitted_on=fitted_on)
 
 
 def _ece(prob: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
@@ -68,7 +68,7 @@ def _ece(prob: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     return float(ece)
 
 
-def evaluate_zeroshot(reports, min_positives: int = 10, progress=None) -> tuple[dict, Calibration]:
+def evaluate_zeroshot(reports, min_positives: int = 10, progress=None) -> tuple[dict, SimilarityCalibration]:
     """Per-condition and macro AUROC of the offline zero-shot scores against IU MeSH findings.
 
     Conditions both sides cover are those with a MeSH mapping and at least `min_positives` positive reports. A global

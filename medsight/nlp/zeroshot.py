@@ -99,7 +99,7 @@ class ConditionScore:
 
 
 @dataclass
-class Calibration:
+class SimilarityCalibration:
     """p = sigmoid(slope * (similarity - center)); fitted by logistic regression on pooled (similarity, label)."""
 
     center: float = 0.55
@@ -111,7 +111,7 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-self.slope * (similarity - self.center)))
 
     @classmethod
-    def load(cls, path: str | Path = CALIBRATION_PATH) -> "Calibration":
+    def load(cls, path: str | Path = CALIBRATION_PATH) -> "SimilarityCalibration":
         path = Path(path)
         if not path.exists():
             return cls()
@@ -193,12 +193,12 @@ def embed_sentences(sentences: list[str]):
     return load_embedder().encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
 
-def classify_sentences(units, negated_conditions: set[str] = frozenset(), calibration: Calibration | None = None) -> list[ConditionScore]:
+def classify_sentences(units, negated_conditions: set[str] = frozenset(), calibration: SimilarityCalibration | None = None) -> list[ConditionScore]:
     """Embedding backend. `units` are texts (or (text, weight, sentence shown as evidence) triples) from the note with
     absent mentions already removed; a condition's similarity is its best weighted cosine over the units."""
     import numpy as np
 
-    calibration = calibration or Calibration.load()
+    calibration = calibration or SimilarityCalibration.load()
     units = [(u, 1.0, u) if isinstance(u, str) else u for u in units]
     units = [u for u in units if any(c.isalpha() for c in u[0])]
     best = np.zeros(len(CONDITIONS), dtype="float32")
@@ -225,7 +225,7 @@ def classify_sentences(units, negated_conditions: set[str] = frozenset(), calibr
     return scores
 
 
-def classify_nli(text: str, calibration: Calibration | None = None) -> list[ConditionScore] | None:
+def classify_nli(text: str, calibration: SimilarityCalibration | None = None) -> list[ConditionScore] | None:
     """The paper's entailment classifier; None when no NLI model is available locally."""
     nli = load_nli()
     if nli is None:

@@ -90,7 +90,7 @@ def training_curves(weights_dir: Path, path: Path) -> None:
 def latent_umap(df: pd.DataFrame, det, maps: np.ndarray, path: Path, max_points: int = 3000) -> None:
     import umap
 
-    from medsight.training.features import pool5_gap
+    from medsight.vision.features import pool5_gap
 
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(df), min(max_points, len(df)), replace=False))

@@ -11,31 +11,15 @@ import pandas as pd
 
 from medsight import config
 from medsight.training.dataset import read_manifest
-from medsight.training.features import cached_maps, pool5_gap
+from medsight.training.features import cached_maps
+from medsight.vision.detectors.catalog import CATALOG
+from medsight.vision.features import pool5_gap
 from medsight.training.synthetic import augment, synthesize
 
 SYNTH_SEED, AUG_SEED, SUBSET_SEED = 7, 1, 0
 SYNTH_IMAGES = 1500  # training normals that get one synthetic-anomaly view and one augmented view
-#: trainable detectors besides the paper's: name -> (detector kind, configuration)
-DETECTOR_RECIPES = {
-    "knn": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": False}]}),
-    "knn_centred": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": True},
-                                               {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
-    # the default: the same three views with augmented normals (incl. resampled / re-encoded) in the bank
-    "knn_fused": ("pooled_knn", {"bank_augmented": True,
-                                     "members": [{"layer": "relu4_3", "region": None, "centred": False},
-                                                 {"layer": "relu4_3", "region": None, "centred": True},
-                                                 {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
-    "knn_fused_noaug": ("pooled_knn", {"members": [{"layer": "relu4_3", "region": None, "centred": False},
-                                             {"layer": "relu4_3", "region": None, "centred": True},
-                                             {"layer": "relu3_3", "region": [3, 12, 2, 12], "centred": True}]}),
-    "patchcore": ("patchcore", {"layers": ["relu3_3", "relu4_3"]}),
-    # the paper's "multi-scale latent analysis" (8.2): one VAE per VGG block, fused by held-out z-scores
-    "paper_multiscale": ("multiscale_vae", {}),
-    # needs knn_fused and patchcore trained first (in the same run or folder)
-    "fused_lungs": ("fusion", {"parts": [["knn_fused", "relu4_3_full_centred"], ["knn_fused", "relu3_3_lungs_centred"],
-                                         ["patchcore", "mean_patch_distance"]]}),
-}
+#: trainable detectors besides the paper's: name -> (detector kind, configuration), from the one catalogue
+DETECTOR_RECIPES = {name: (d.kind, d.config) for name, d in CATALOG.items() if name != "paper"}
 
 
 def _backbone_factory(device: str | None = None):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsight.training.features import pooled
+from medsight.vision.features import pooled
 
 OOD_NAME = "ood"
 #: pooled features of all three tapped layers: relu3_3 carries image statistics (texture, noise, contrast),

@@ -16,14 +16,11 @@ import numpy as np
 from medsight import config
 from medsight.imaging.load import LoadedImage, load_image
 from medsight.imaging.preprocess import to_backbone_tensor, to_square
-from medsight.training.features import maps_from_taps
+from medsight.vision.features import maps_from_taps
 from medsight.vision.backbone import VGG16Taps, forward_taps, load_backbone
 from medsight.vision.detectors import Detector, load_detector
+from medsight.vision.detectors.catalog import DEFAULT_DETECTOR, MAP_DETECTOR
 
-#: the default detector: chosen on dev by the mean of the three controlled AUROCs (see README results)
-DEFAULT_DETECTOR = "fused_lungs"
-#: the detector whose patch-level anomaly map accompanies detectors that have none (same backbone pass)
-MAP_DETECTOR = "patchcore"
 DISCLAIMER = ("MedSight is a teaching and research tool, not a medical device. Its scores are not a diagnosis; "
               "a qualified clinician must interpret every radiograph.")
 

@@ -55,15 +55,24 @@ def go(page, title: str, heading: str) -> None:
     page.get_by_role("heading", name=heading).wait_for()
 
 
-def test_walk_high_film_through_every_page(app_url, browser_page, high_film, reference_pipeline):
-    page = browser_page
+@pytest.fixture
+def page(browser_page, request):
+    """The shared browser page with generous waits (the first note loads the language models on a busy 2-core
+    machine) and a screenshot of whatever the page shows when a step fails."""
+    browser_page.set_default_timeout(600_000)
+    yield browser_page
+    if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
+        browser_page.screenshot(path=str(SHOTS / f"failed_{request.node.name}.png"), full_page=True)
+
+
+def test_walk_high_film_through_every_page(app_url, page, high_film, reference_pipeline):
     expected = reference_pipeline.score(high_film)
     assert expected.risk == "HIGH"
     upload(page, app_url, str(high_film))
     page.locator("#risk-band").wait_for()
     assert page.locator("#risk-band").inner_text() == "HIGH"
     assert main_area(page).locator("[data-testid=stMetricValue]").first.inner_text() == f"{expected.anomaly_score:.3f}"
-    nav = [a.inner_text().strip() for a in page.locator("[data-testid=stSidebarNav] a").all()]
+    nav = [a.inner_text().split("\n")[-1].strip() for a in page.locator("[data-testid=stSidebarNav] a").all()]
     assert nav[0] == "Upload & score" and "app" not in nav, nav
     assert "No study yet" not in page.locator("[data-testid=stSidebar]").inner_text()  # the sidebar shows the film
     page.screenshot(path=str(SHOTS / "walk_1_score.png"), full_page=True)
@@ -77,6 +86,7 @@ def test_walk_high_film_through_every_page(app_url, browser_page, high_film, ref
 
     go(page, "Clinical notes", "Clinical notes")
     page.get_by_role("button", name="Use an example note").click()
+    page.wait_for_function("() => (document.querySelector('textarea') || {}).value?.includes('consolidation')")
     page.get_by_role("button", name="Analyse the note").click()
     page.get_by_role("heading", name="Entities").wait_for()
     main = main_area(page)
@@ -108,8 +118,7 @@ def test_walk_high_film_through_every_page(app_url, browser_page, high_film, ref
     page.screenshot(path=str(SHOTS / "walk_5_status.png"), full_page=True)
 
 
-def test_the_detector_chosen_first_is_used_on_every_page(app_url, browser_page, radiograph):
-    page = browser_page
+def test_the_detector_chosen_first_is_used_on_every_page(app_url, page, radiograph):
     upload(page, app_url, str(radiograph[0]))
     page.locator("#risk-band").wait_for()
     page.locator("[data-testid=stSelectbox]").first.click()
@@ -127,10 +136,9 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_hostile_files_get_a_message_and_no_risk_band(app_url, browser_page, radiograph):
+def test_hostile_files_get_a_message_and_no_risk_band(app_url, page, radiograph):
     from skimage import data
 
-    page = browser_page
     cases = {
         "truncated.png": (_png(np.asarray(Image.open(radiograph[0]).convert("L")))[:3000], "not a readable"),
         "holiday.png": (_png(data.astronaut()), "does not look like a frontal chest X-ray"),

@@ -6,7 +6,7 @@ import pytest
 
 from medsight.imaging.load import load_image
 from medsight.imaging.preprocess import to_square
-from medsight.vision import faithfulness as F
+from medsight.training import faithfulness as F
 
 
 @pytest.fixture(scope="module")

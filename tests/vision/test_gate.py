@@ -47,7 +47,7 @@ def feature_state(cpu_backbone, train_normal_maps, tmp_path_factory):
 
 
 def test_feature_distance_separates_radiographs_from_other_images(feature_state, radiographs):
-    from medsight.imaging.gate_eval import _maps
+    from medsight.training.gate_eval import _maps
     from medsight.vision.ood import ood_check, ood_distance
 
     pytest.importorskip("skimage")
@@ -68,7 +68,7 @@ def test_feature_distance_separates_radiographs_from_other_images(feature_state,
 
 def test_gate_eval_writes_rates_per_kind(cxr_manifest, feature_state, tmp_path, monkeypatch):
     from medsight import config
-    from medsight.imaging.gate_eval import evaluate_gate
+    from medsight.training.gate_eval import evaluate_gate
     from medsight.vision.ood import save_ood
 
     pytest.importorskip("skimage")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medsight.training.features import LAYERS
+from medsight.vision.features import LAYERS
 from medsight.vision.detectors.base import Detector, register
 from medsight.vision.detectors.knn import pooled_region
 from medsight.vision.scoring import Calibration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medsight.training.features import pool5_gap
+from medsight.vision.features import pool5_gap
 from medsight.vision.detectors.base import Detector, register
 from medsight.vision.scoring import PAPER_WEIGHTS, fused_score
 from medsight.vision.vae import FeatureVAE, kl_divergence, reconstruction_error

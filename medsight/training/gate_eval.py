@@ -24,7 +24,7 @@ def _backbone():
 
 def _maps(backbone, images: list[LoadedImage], batch: int = 16) -> np.ndarray:
     from medsight.imaging.preprocess import to_backbone_tensor, to_square
-    from medsight.training.features import maps_from_taps
+    from medsight.vision.features import maps_from_taps
     from medsight.vision.backbone import forward_taps
 
     parts = [maps_from_taps(forward_taps(backbone, to_backbone_tensor([to_square(im.pixels) for im in images[i : i + batch]]))).cpu().numpy()

@@ -46,7 +46,7 @@ def register(sub) -> None:
 
 
 def cmd_gate_fit(args) -> int:
-    from medsight.imaging.gate_eval import fit_gate
+    from medsight.training.gate_eval import fit_gate
 
     fit_gate(args.manifest, args.out, args.n)
     return 0
@@ -54,7 +54,7 @@ def cmd_gate_fit(args) -> int:
 
 def cmd_orientation_fit(args) -> int:
     from medsight import config
-    from medsight.imaging.gate_eval import train_normal_pixels
+    from medsight.training.gate_eval import train_normal_pixels
     from medsight.imaging.orientation import fit_orientation
 
     model = fit_orientation(train_normal_pixels(args.manifest, n=args.n))
@@ -63,7 +63,7 @@ def cmd_orientation_fit(args) -> int:
 
 
 def cmd_gate_eval(args) -> int:
-    from medsight.imaging.gate_eval import evaluate_gate
+    from medsight.training.gate_eval import evaluate_gate
 
     m = evaluate_gate(args.manifest, args.out, args.n_dev, args.n_transform, args.weights)
     for kind, v in m["detection_rate"].items():
@@ -90,7 +90,7 @@ def _manifest_rows(manifest: str, n: int, abnormal_only: bool):
 def cmd_explain_eval(args) -> int:
     from medsight.imaging.load import load_image
     from medsight.vision.commands import _pipeline
-    from medsight.vision.faithfulness import ROAD_FRACTIONS, faithfulness
+    from medsight.training.faithfulness import ROAD_FRACTIONS, faithfulness
 
     rows = _manifest_rows(args.manifest, args.n, abnormal_only=True)
     images = [load_image(p).pixels for p in rows["path"]]
