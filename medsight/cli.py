@@ -12,18 +12,17 @@ import importlib.util
 import re
 import sys
 
+from medsight.errors import UserError, existing_file  # noqa: F401  (commands and tests import them from here too)
+
 COMMAND_MODULES = [
-    "medsight.vision.commands",  # score, train, evaluate, bench, weights
+    "medsight.vision.commands",  # score, bench, weights
+    "medsight.training.commands",  # train, evaluate
     "medsight.nlp.commands",  # nlp ...
     "medsight.kb.commands",  # kb ...
     "medsight.chat.commands",  # ask
     "medsight.training.eval_commands",  # gate-fit, gate-eval, explain-eval, stability-eval
     "medsight.report_commands",  # report
 ]
-
-
-class UserError(Exception):
-    """An error the user caused (bad path, missing weights, bad input): printed as one sentence."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,18 +40,6 @@ class _Parser(argparse.ArgumentParser):
             # a positional's own check (`existing_file`) already names the file: drop argparse's prefix
             message = re.sub(r"^argument [A-Za-z_]+: ", "", message) + f" (see `{self.prog} --help`)"
         self.exit(2, f"medsight: error: {message}\n")
-
-
-def existing_file(value: str) -> str:
-    """argparse `type=` for an input file that must exist and not be a folder."""
-    from pathlib import Path
-
-    path = Path(value)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value} is a folder, not an image file; give the files inside it (e.g. {path / '*.png'})")
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{value}: no such file")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 def cmd_report(args) -> int:
     from medsight.case import Case
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.report import case_report
     from medsight.vision import DEFAULT_DETECTOR, AnomalyPipeline
     from medsight.vision.backbone import WeightsError

@@ -37,7 +37,7 @@ def _case_from_inputs(image: str | None, note: str | None) -> dict:
     """The case the chat reads (`medsight.case.Case.to_chat`): the image scored through the same pipeline as
     `medsight score` (gate included), the note compared with it on the calibrated scale."""
     from medsight.case import Case
-    from medsight.cli import UserError
+    from medsight.errors import UserError
 
     case = Case(name="")
     if image:
@@ -62,7 +62,7 @@ def _case_from_inputs(image: str | None, note: str | None) -> dict:
 
 def _ask(args) -> int:
     from medsight.chat import chat
-    from medsight.cli import UserError
+    from medsight.errors import UserError
 
     from medsight.chat.safety import check_question
 
@@ -105,7 +105,7 @@ def _chat_eval(args) -> int:
 def _qa_eval(args) -> int:
     from medsight.chat.cascade import default_tiers
     from medsight.chat.qa_eval import answer_questions, read_questions, write_results
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.kb.store import knowledge_base
 
     if not Path(args.qa).is_file():

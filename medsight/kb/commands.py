@@ -48,7 +48,7 @@ def _progress(done: int, total: int) -> None:
 
 
 def _build(args) -> int:
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.kb.documents import chunk_documents, load_path
     from medsight.kb.pubmed import PubMedClient, PubMedError
     from medsight.kb.store import SHIPPED_KB_DIR, KnowledgeBase
@@ -92,7 +92,7 @@ def _build(args) -> int:
 
 
 def _eval(args) -> int:
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.kb.documents import iter_queries
     from medsight.kb.retrieve import MODES, Retriever, evaluate_retrieval
     from medsight.kb.store import KnowledgeBase

@@ -82,7 +82,7 @@ def _write(out: str, name: str, data: dict) -> Path:
 
 
 def _train_ner(args) -> int:
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.nlp.corpus import read_bc5cdr
     from medsight.nlp.lexicon import write_symptom_lexicon
 
@@ -126,7 +126,7 @@ def _train_transformer(args, train_docs, dev_docs) -> int:
 
 
 def _eval_ner(args) -> int:
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.nlp.corpus import read_bc5cdr
     from medsight.nlp.ner import evaluate_ner, load_ner
 
@@ -174,7 +174,7 @@ def _extra_type_counts(docs, ner) -> dict:
 
 
 def _eval_zeroshot(args) -> int:
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.nlp.corpus import read_iu_reports
     from medsight.nlp.evaluate import evaluate_zeroshot
     from medsight.nlp.zeroshot import CALIBRATION_PATH
@@ -196,7 +196,7 @@ def _eval_zeroshot(args) -> int:
 
 
 def _analyze(args) -> int:
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.nlp import NoteError, analyze_note
 
     _limit_threads()
@@ -229,7 +229,7 @@ def _analyze(args) -> int:
 
 
 def _bench(args) -> int:
-    from medsight.cli import UserError
+    from medsight.errors import UserError
     from medsight.nlp.corpus import read_iu_reports
     from medsight.nlp.evaluate import benchmark
     from medsight.nlp.note import MAX_NOTE_CHARS
