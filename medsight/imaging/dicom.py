@@ -161,8 +161,9 @@ def _mono_to_uint8(raw: np.ndarray, ds, bits: int) -> np.ndarray:
     if "ModalityLUTSequence" in ds:
         lo, hi = 0, 2 ** _lut_bits(ds.ModalityLUTSequence[0]) - 1
         return map_rows(rows, h, w, lo, hi, lambda band: apply_modality_lut(band, ds))
-    if _int(ds.get("PixelRepresentation"), 0) == 1:
-        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if _int(ds.get("PixelRepresentation"), 0) == 1 and raw.size:
+        signed_bits = effective_bits(bits, int(raw.max()), min(0, int(raw.min())))
+        lo, hi = -(2 ** (signed_bits - 1)), 2 ** (signed_bits - 1) - 1
     else:
         lo, hi = 0, 2 ** effective_bits(bits, int(raw.max()) if raw.size else 0) - 1
     gray = map_rows(rows, h, w, lo, hi)

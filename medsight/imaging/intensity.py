@@ -6,7 +6,8 @@ Intensity, so that the same pixels give the same uint8 array (and so the same sc
 2. Integer samples deeper than 8 bits are mapped linearly from 0..2^b-1 onto 0..255 (rounded half up), where b is
    the depth the container declares (16 for a 16-bit PNG or TIFF, BitsStored for DICOM), lowered to the smallest
    even depth >= 8 that holds the image's largest value: 12-bit data stored in 16-bit words reads as 12-bit, and
-   8-bit values stored as v * 257 (the PNG rule) or v * 4095 / 255 come back exactly as v.
+   8-bit values stored as v * 257 (the PNG rule) or v * 4095 / 255 come back exactly as v. Signed samples (DICOM
+   Pixel Representation 1) map -2^(b-1)..2^(b-1)-1 the same way, b counting the sign bit.
 3. DICOM: a window in the file (Window Center / Width, or a VOI LUT Sequence) is applied after the modality LUT with
    pydicom, and the window's output range is mapped onto 0..255: the window is the display the acquiring site chose.
    Without a window, a linear rescale (slope / intercept) does not change the picture and is skipped (a negative
@@ -37,9 +38,11 @@ CHUNK_PIXELS = 1 << 20
 MIN_SHORT_SIDE = 224
 
 
-def effective_bits(declared: int, largest: int) -> int:
-    """Rule 2: the declared depth, lowered to the smallest even depth >= 8 that holds `largest`."""
-    needed = max(8, int(largest).bit_length())
+def effective_bits(declared: int, largest: int, smallest: int = 0) -> int:
+    """Rule 2: the declared depth, lowered to the smallest even depth >= 8 that holds `largest` (and, for signed
+    samples, `smallest`, with a sign bit)."""
+    needed = int(largest).bit_length() if smallest >= 0 else max(int(largest), -int(smallest) - 1).bit_length() + 1
+    needed = max(8, needed)
     needed += needed % 2
     return max(8, min(int(declared), needed))
 

@@ -60,7 +60,7 @@ SYNTAXES = {
 def dicom(stored: np.ndarray, bits_stored: int | None = None, photometric: str = "MONOCHROME2", syntax: str = "explicit",
           headerless: str | None = None, window: tuple[float, float] | None = None, slope: float | None = None,
           intercept: float | None = None, frames: int = 1, identifying: bool = True) -> bytes:
-    """A DX DICOM of `stored` (uint8 or uint16, HxW or HxWx3 RGB); `frames` > 1 repeats it as a multi-frame image.
+    """A DX DICOM of `stored` (uint8, uint16 or int16 (signed), HxW or HxWx3 RGB); `frames` > 1 repeats it as a multi-frame image.
     `headerless` drops the 128-byte preamble and DICM prefix: "0002" keeps the file meta group (the bytes start with
     group 0002), "0008" writes the bare dataset (implicit or explicit VR, starting with group 0008)."""
     import pydicom.uid as uids
@@ -93,7 +93,7 @@ def dicom(stored: np.ndarray, bits_stored: int | None = None, photometric: str =
     ds.BitsAllocated = bits_alloc
     ds.BitsStored = bits_stored
     ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
+    ds.PixelRepresentation = 1 if stored.dtype.kind == "i" else 0
     if frames > 1:
         ds.NumberOfFrames = frames
     if slope is not None:

@@ -57,6 +57,12 @@ def test_full_range_window_and_monochrome1_keep_the_pixels(films):
     assert np.array_equal(load_image(dicom(stored, bits_stored=12, slope=2.0, intercept=-1024)).pixels, g)
 
 
+def test_signed_dicom_maps_by_its_bit_depth(films):
+    _, g = films[0]
+    signed = (to_bits(g, 12).astype(np.int32) - 2048).astype(np.int16)  # -2048..2047, Pixel Representation 1
+    assert np.array_equal(load_image(dicom(signed, bits_stored=16)).pixels, g)
+
+
 def test_dicom_window_is_honoured(films):
     _, g = films[0]
     stored = to_bits(g, 12)
