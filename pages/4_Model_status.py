@@ -18,18 +18,26 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Device", status["device"])
 c2.metric("GPU memory in use", f"{status['gpu_used_mb']:.0f} MB", help="Measured from the CUDA allocator when models load.")
 c3.metric("GPU budget", f"{status['budget_mb']:.0f} MB", help="MEDSIGHT_GPU_BUDGET_MB; least recently used models move to CPU beyond it.")
-table = pd.DataFrame(status["models"]).rename(columns={"memory_mb": "memory MB", "estimate_mb": "spec estimate MB",
-                                                       "load_s": "load s", "in_use": "in use"})
+table = pd.DataFrame(status["models"]).rename(columns={"memory_mb": "memory MB", "memory_from": "memory from",
+                                                       "estimate_mb": "spec estimate MB", "load_s": "load s",
+                                                       "in_use": "in use", "retry_in_s": "retry in s"})
 st.markdown(views.table_html(table), unsafe_allow_html=True)
 st.caption("States: loaded · loading · pending (queued by priority) · evicted (moved to CPU or unloaded to keep the "
-           "GPU budget; reloaded on next use) · unavailable (the note says why).")
+           "GPU budget; reloaded on next use) · unavailable (the note says why; tried again after a while or with the "
+           "button below). Memory: measured from the CUDA allocator on a GPU, from the process's resident-memory growth "
+           "during the load on a CPU, or the spec table's estimate where neither could be measured (column 'memory from').")
 if status["loading"]:
     st.caption("Loading in the background…")
-b1, b2 = st.columns(2)
+b1, b2, b3 = st.columns(3)
 if b1.button("Load every model now", key="load_all"):
     registry.start_background()
     st.rerun()
-if b2.button("Refresh", key="refresh_status"):
+if b2.button("Retry unavailable models", key="retry_models",
+             help="Models that failed to load (a missing package since installed, a busy disk) are tried again."):
+    registry.retry()
+    registry.start_background()
+    st.rerun()
+if b3.button("Refresh", key="refresh_status"):
     st.rerun()
 st.subheader("Evictions")
 if status["evictions"]:
