@@ -132,7 +132,12 @@ def bench_bands(tmp: Path, n: int) -> dict:
     any_change = sum(
         any(by_file.get(f.name) != by_file.get(f"{i:03d}_png8.png") for f in files[i * len(names):(i + 1) * len(names)])
         for i in range(len(files) // len(names)))
+    readable_change = sum(
+        any(by_file.get(f.name) != by_file.get(f"{i:03d}_png8.png") for f in files[i * len(names):(i + 1) * len(names)]
+            if not str(by_file.get(f.name)).startswith("error"))
+        for i in range(len(files) // len(names)))
     return {"films": len(files) // len(names), "films_with_any_band_change": any_change,
+            "films_with_band_change_among_readable": readable_change,
             "band_changed_vs_png8": changed, "array_differs_from_8bit_pixels": arrays_differ,
             "load_ms_median": {k: round(float(np.median(v)), 2) for k, v in load_ms.items()}}
 

@@ -31,9 +31,10 @@ _OTHER_FILES = {b"%PDF": "a PDF document", b"PK\x03\x04": "a ZIP archive (or an 
 def too_many_pixels(name: str, width: int | None, height: int | None, pixels: int | None = None) -> ImageLoadError:
     limit = config.MAX_IMAGE_PIXELS
     pixels = pixels if pixels is not None else (width or 0) * (height or 0)
-    size = f"{width}x{height} pixels" if width and height else f"{pixels} pixels"
-    return ImageLoadError(f"{name}: the image declares {size} ({pixels / 1e6:.0f} megapixels), over the "
-                          f"{limit / 1e6:.0f}-megapixel safety limit, so it was not decoded (it may be a decompression bomb).")
+    size = (f"{width}x{height} pixels ({pixels / 1e6:.0f} megapixels), over" if width and height else
+            f"{pixels / 1e6:.0f} megapixels, over" if pixels else "more pixels than")
+    return ImageLoadError(f"{name}: the image declares {size} the {limit / 1e6:.0f}-megapixel safety limit, "
+                          f"so it was not decoded (it may be a decompression bomb).")
 
 
 def check_pixels(name: str, width: int, height: int) -> None:
