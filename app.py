@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/2_Clinical_notes.py", title="Clinical notes", icon=":material/description:"),
     st.Page("pages/3_Chat.py", title="Chat", icon=":material/chat:"),
     st.Page("pages/4_Model_status.py", title="Model status", icon=":material/monitor_heart:"),
+    st.Page("pages/5_Site_profile.py", title="Site profile", icon=":material/local_hospital:"),
 ]
 
 st.navigation(PAGES).run()

@@ -59,7 +59,7 @@ def vision_pipeline(detector: str = DEFAULT_DETECTOR) -> Iterator[Any]:
 
     registry = get_registry()
     with registry.use("vgg16") as backbone:
-        yield AnomalyPipeline.load(detector, backbone=backbone, get_detector=registry.get)
+        yield AnomalyPipeline.load(detector, backbone=backbone, get_detector=registry.get, site=active_site())
 
 
 def available_detectors() -> list[str]:
@@ -212,3 +212,29 @@ def show_unavailable(exc: Exception) -> None:
 __all__ = ["ModelUnavailable", "Case", "Study", "active_detector", "set_active_detector", "note_analysis",
            "set_note_analysis", "case_for_chat", "current_study", "get_registry", "page_setup", "score_study",
            "set_study", "study_heatmap", "vision_pipeline", "model_version", "available_detectors", "heatmap_methods"]
+
+
+# -- site profile (issue 13) ------------------------------------------------------------------------------------------
+def active_site():
+    """The session's site profile (`medsight.vision.sites.SiteProfile`: a saved one, or one fitted in this session
+    and not saved), or None: the shipped reference. A saved profile removed meanwhile falls back to None."""
+    site = st.session_state.get("active_site")
+    if isinstance(site, str):
+        from medsight.vision.sites import SiteError, resolve
+
+        try:
+            return resolve(site)
+        except SiteError:
+            st.session_state.pop("active_site", None)
+            return None
+    return site
+
+
+def set_active_site(site) -> None:
+    """Use a profile (its name, a `SiteProfile`, or None) from now on; the current case's scores and maps, made
+    against the other reference, are dropped and made again on the next page that needs them."""
+    st.session_state["active_site"] = site
+    case = current_study()
+    if case is not None:
+        case.results.clear()
+        case.heatmaps.clear()

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "medsight.chat.commands",  # ask
     "medsight.training.eval_commands",  # gate-fit, gate-eval, explain-eval, stability-eval
     "medsight.report_commands",  # report
+    "medsight.sites.commands",  # site fit / list / remove / study
 ]
 
 

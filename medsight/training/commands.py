@@ -26,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--stability-n", type=int, default=100, help="dev images for the stability metric (0: skip)")
+    p.add_argument("--site", default=None, metavar="NAME", help="site profile (medsight site fit): measure with the site's reference and thresholds")
     p.add_argument("--update-docs", action="store_true", help="write the results table into README.md and the model card")
     p.set_defaults(func=cmd_evaluate)
 
@@ -44,9 +45,12 @@ def cmd_evaluate(args) -> int:
     from medsight.training.evaluate import evaluate_manifest
 
     m = evaluate_manifest(args.manifest, args.out, args.split, args.detector, args.weights, plots=not args.no_plots, limit=args.limit,
-                          stability_n=args.stability_n)
-    print(f"{m['primary_detector']}: AUROC {m['auroc']:.4f} on {m['n']} images; wrote {Path(args.out) / 'metrics.json'}")
-    if args.update_docs:
+                          stability_n=args.stability_n, site=_site(args.site))
+    site = f" with site profile {args.site!r}" if args.site else ""
+    print(f"{m['primary_detector']}{site}: AUROC {m['auroc']:.4f} on {m['n']} images; wrote {Path(args.out) / 'metrics.json'}")
+    if args.update_docs and args.site:
+        print("--update-docs: not with --site (the README's table is the shipped detectors'); docs not changed")
+    elif args.update_docs:
         from medsight import config
         from medsight.training.docs import results_section, update_file
 
@@ -56,3 +60,16 @@ def cmd_evaluate(args) -> int:
         for doc in (config.REPO_ROOT / "README.md", config.WEIGHTS_DIR / "MODEL_CARD.md"):
             print(f"{doc}: {'updated' if update_file(doc, section) else 'no results markers, not changed'}")
     return 0
+
+
+def _site(name: str | None):
+    """The site profile named on the command line, loaded (None without --site); a bad name is one sentence."""
+    if not name:
+        return None
+    from medsight.errors import UserError
+    from medsight.vision.sites import SiteError, resolve
+
+    try:
+        return resolve(name)
+    except SiteError as exc:
+        raise UserError(str(exc)) from None

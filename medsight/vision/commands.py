@@ -13,6 +13,7 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", type=existing_file, metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--detector", default=None, help="trained detector name (default: the shipped default)")
+    p.add_argument("--site", default=None, metavar="NAME", help="site profile (medsight site fit): the site's normals as reference and calibration")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("bench", help="latency per image: backbone alone vs the whole pipeline")
@@ -27,14 +28,15 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_weights)
 
 
-def _pipeline(detector: str | None):
+def _pipeline(detector: str | None, site: str | None = None):
     from medsight.errors import UserError
     from medsight.vision import DEFAULT_DETECTOR, AnomalyPipeline
     from medsight.vision.backbone import WeightsError
+    from medsight.vision.sites import SiteError
 
     try:
-        return AnomalyPipeline.load(detector or DEFAULT_DETECTOR)
-    except (WeightsError, FileNotFoundError) as exc:
+        return AnomalyPipeline.load(detector or DEFAULT_DETECTOR, site=site)
+    except (WeightsError, FileNotFoundError, SiteError) as exc:
         raise UserError(str(exc)) from None
 
 
@@ -42,7 +44,8 @@ def cmd_score(args) -> int:
     from medsight.imaging.load import ImageLoadError
     from medsight.vision import DISCLAIMER
 
-    pipe = _pipeline(args.detector)
+    pipe = _pipeline(args.detector, args.site)
+    site = {"site": args.site} if args.site else {}
     failures = 0
     for path in args.images:
         try:
@@ -55,7 +58,7 @@ def cmd_score(args) -> int:
                 print(f"{path}: error: {exc}", file=sys.stderr)
             continue
         if args.json:
-            print(json.dumps(res.to_dict()))
+            print(json.dumps(res.to_dict() | site))
         else:
             if not res.scored:
                 print(f"{path}: not scored: {'; '.join(res.reasons)} (no risk band: the detector only knows frontal "
@@ -64,7 +67,8 @@ def cmd_score(args) -> int:
             comps = ", ".join(f"{k} {v:.4g}" for k, v in res.components.items())
             notes = "".join(f"  NOTE: {n}" for n in res.notes)
             print(f"{path}: anomaly score {res.anomaly_score:.4f} risk {res.risk} (threshold {res.threshold:.4f}, "
-                  f"above {res.normal_percentile:.0f}% of held-out normals; {comps}) [{res.detector}, {res.latency_ms:.0f} ms]{notes}")
+                  f"above {res.normal_percentile:.0f}% of held-out normals; {comps}) [{res.detector}"
+                  f"{', site ' + args.site if args.site else ''}, {res.latency_ms:.0f} ms]{notes}")
     if not args.json:
         print(DISCLAIMER)
     return 1 if failures else 0

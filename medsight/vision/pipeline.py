@@ -69,10 +69,12 @@ class AnomalyPipeline:
     @classmethod
     def load(cls, detector: str = DEFAULT_DETECTOR, device: str | None = None, weights_dir: str | Path | None = None,
              backbone_source: str = "auto", backbone: VGG16Taps | None = None,
-             get_detector: Callable[[str], Detector] | None = None) -> "AnomalyPipeline":
+             get_detector: Callable[[str], Detector] | None = None, site=None) -> "AnomalyPipeline":
         """The one load path of the CLI, the app and the chat: backbone, detector, its companion map detector and
         the feature-space OOD state of the gate. The app passes the registry's shared `backbone` and its
-        `get_detector` (name -> loaded detector) so that nothing is loaded twice; the rest is the same."""
+        `get_detector` (name -> loaded detector) so that nothing is loaded twice; the rest is the same. `site`: a
+        site profile (its name under $MEDSIGHT_HOME/sites, or a `SiteProfile`) whose normals become the detectors'
+        reference and calibration (`medsight.vision.sites`); None changes nothing."""
         from medsight.vision.detectors import available_detectors
 
         directory = Path(weights_dir or config.WEIGHTS_DIR)
@@ -81,6 +83,13 @@ class AnomalyPipeline:
         companion = None
         if not det.has_anomaly_map and MAP_DETECTOR in available_detectors(directory):
             companion = get(MAP_DETECTOR)
+        if site is not None:
+            from medsight.vision.sites import resolve
+
+            profile = resolve(site)
+            det = profile.adapt(det)
+            if companion is not None and companion.name in profile.detectors:
+                companion = profile.adapt(companion)
         if backbone is None:
             backbone = load_backbone(backbone_source, device)
         return cls(backbone, det, _ood_state(directory), companion)
