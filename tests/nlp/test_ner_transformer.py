@@ -8,7 +8,6 @@ import pytest
 
 from medsight.nlp.corpus import read_pubtator
 from medsight.nlp.transformer_ner import (
-    TRANSFORMER_DIR,
     bio_tags,
     doc_words,
     load_transformer_pipeline,
@@ -99,6 +98,35 @@ def test_training_path_stops_resumes_and_saves_a_loadable_model(tmp_path):
     assert nlp.pipe_names == ["ner"] and nlp.meta["name"] == "medsight_ner_bc5cdr_transformer"
     doc = nlp("Lidocaine-induced cardiac asystole.")
     assert all(e.label_ in ("Chemical", "Disease") for e in doc.ents)
+    if (BC5CDR / "CDR_TestSet.PubTator.txt").exists():  # eval-ner on a slice of Test with this model folder
+        from medsight.cli import main
+
+        assert main(["nlp", "eval-ner", "--out", str(tmp_path / "ev"), "--corpus", str(BC5CDR), "--limit", "2", "--model", str(out)]) == 0
+        m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+        assert {"f1", "precision", "recall", "per_type", "selected_on", "dataset", "model", "kind"} <= set(m)
+        assert m["selected_on"] == "dev" and m["kind"] == "transformer" and m["documents"] == 2
+        assert set(m["per_type"]) == {"Chemical", "Disease"} and 0.0 <= m["f1"] <= 1.0
+
+
+@pytest.mark.skipif(not (BC5CDR / "CDR_TestSet.PubTator.txt").exists(), reason="BC5CDR corpus not in ../shared/data")
+def test_eval_ner_cnn_slice_says_its_choice_saw_test(tmp_path):
+    from medsight.cli import main
+
+    assert main(["nlp", "eval-ner", "--out", str(tmp_path), "--corpus", str(BC5CDR), "--limit", "3", "--kind", "cnn"]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["kind"] == "cnn" and m["selected_on"] == "test" and m["documents"] == 3 and 0.5 < m["f1"] <= 1.0
+
+
+def test_ner_kind_resolution(monkeypatch):
+    from medsight.nlp.ner import ner_kind, scispacy_available
+
+    monkeypatch.setenv("MEDSIGHT_NER", "cnn")
+    assert ner_kind() == "cnn" and ner_kind("transformer") == "transformer"
+    monkeypatch.delenv("MEDSIGHT_NER")
+    expected = "scispacy" if scispacy_available() else "transformer" if transformer_available() else "cnn"
+    assert ner_kind() == expected
+    with pytest.raises(ValueError, match="unknown NER kind"):
+        ner_kind("bert")
 
 
 @pytest.mark.skipif(not transformer_available(), reason="no shipped transformer NER in weights/ner_transformer")
@@ -119,16 +147,3 @@ def test_shipped_transformer_tags_a_note_and_keeps_ruler_entities():
     doc = nlp("Patient reports dyspnea after aspirin.")
     assert ("dyspnea", "SYMPTOM") in {(e.text, e.label_) for e in doc.ents}
     assert ("aspirin", "Chemical") in {(e.text, e.label_) for e in doc.ents}
-
-
-@pytest.mark.skipif(not transformer_available(), reason="no shipped transformer NER in weights/ner_transformer")
-@pytest.mark.skipif(not (BC5CDR / "CDR_TestSet.PubTator.txt").exists(), reason="BC5CDR corpus not in ../shared/data")
-def test_eval_ner_on_a_slice_writes_the_metrics_keys(tmp_path, capsys):
-    from medsight.cli import main
-
-    assert main(["nlp", "eval-ner", "--out", str(tmp_path), "--corpus", str(BC5CDR), "--limit", "5", "--kind", "transformer"]) == 0
-    m = json.loads((tmp_path / "metrics.json").read_text())
-    assert {"f1", "precision", "recall", "per_type", "selected_on", "dataset", "model"} <= set(m)
-    assert m["selected_on"] == "dev" and m["kind"] == "transformer" and m["documents"] == 5
-    assert set(m["per_type"]) == {"Chemical", "Disease"} and 0.5 < m["f1"] <= 1.0
-    assert TRANSFORMER_DIR.name == "ner_transformer"
