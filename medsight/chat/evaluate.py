@@ -98,11 +98,10 @@ def supported_share(body: str, passages, max_absent: float = 0.2) -> tuple[int, 
     """(supported, total) answer sentences, by the grounding check every generative answer passes
     (`medsight.chat.grounding.support`: the numbers and all but `max_absent` of the content words are in the
     passage the sentence cites, or in any passage when it cites none)."""
-    from medsight.chat.grounding import FRAMING, support
+    from medsight.chat.grounding import support, without_framing
     from medsight.kb.documents import split_sentences
 
-    for lead in FRAMING:  # framing phrases are not claims
-        body = body.replace(lead, " ")
+    body = without_framing(body)  # fixed messages are not claims
     sentences = [s for s in split_sentences(body) if len(s.split()) >= 4 and not s.startswith("(")]
     supported = sum(support(sent, passages, max_absent)[0] for sent in sentences)
     return supported, len(sentences)

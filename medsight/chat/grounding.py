@@ -26,11 +26,20 @@ _FUNCTION_WORDS = frozenset(
     can could would will used using use based including include includes such known well often usually""".split()
 )
 
-# Framing the tiers add around quoted evidence; they are not claims about the literature.
-FRAMING = (
-    "From the knowledge base:",
-    "In general terms, not a treatment plan:",
-)
+# Fixed messages the tiers add around or instead of quoted evidence: they make no claim about the literature, so the
+# support measures leave them out.
+NOTHING_FOUND = ("I found nothing in the knowledge base that answers this question; a clinician or a current "
+                 "reference is the right source.")
+TREATMENT_NOTE = "(General information from the literature, not a treatment plan.)"
+FRAMING = (NOTHING_FOUND, TREATMENT_NOTE)
+_FIXED_NOTES = re.compile(r"\((Dose details were removed|The answer was cut off)[^)]*\)")
+
+
+def without_framing(text: str) -> str:
+    """`text` without the fixed messages above and the safety notes (dose details removed, answer cut off)."""
+    for message in FRAMING:
+        text = text.replace(message, " ")
+    return _FIXED_NOTES.sub(" ", text)
 
 
 def content_words(text: str) -> list[str]:

@@ -7,8 +7,10 @@ Measures (answers.jsonl has one line per question; qa_metrics.json the summary, 
   of the normalised answer;
 - token F1 (SQuAD's), and the share of gold-answer tokens present in the answer;
 - unsupported content: the share of answers with more than 20% of their content words absent from the passages
-  they were given (`medsight.chat.grounding.absent_share`; a declined question counts as supported);
-- seconds per answer (wall time from the question to the last chunk) and time to the first chunk.
+  they were given (`medsight.chat.grounding.absent_share`; fixed messages such as "I found nothing..." or "(Dose
+  details were removed...)" make no claim and are left out; a declined question counts as supported);
+- seconds per answer (wall time from the question to the last chunk), time to the first chunk, and the CPU time
+  of both (what the wall time would be on an idle machine: the timings share the CPU with whatever else runs).
 All three measure the text shown above the sources list, i.e. without the "Sources:" block and the disclaimer.
 """
 
@@ -110,10 +112,11 @@ def answer_questions(questions: Iterable[dict], kb, tiers=None, case=None, log=N
 
     records = []
     for i, q in enumerate(questions, 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         answer = chat(case or {}, [], q["query"], knowledge_base=kb, tiers=tiers, retrieval_mode=retrieval_mode)
+        first_cpu = time.process_time() - cpu_start
         text = answer.text  # reads the whole stream
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         record = {
             "query": q["query"],
             "answer": text,
@@ -124,6 +127,8 @@ def answer_questions(questions: Iterable[dict], kb, tiers=None, case=None, log=N
             "seconds": round(seconds, 3),
             "_gold": q.get("answer"),
             "_first_s": answer.first_token_s,
+            "_cpu_s": cpu,
+            "_first_cpu_s": first_cpu,
         }
         records.append(record)
         if log:
@@ -134,11 +139,11 @@ def answer_questions(questions: Iterable[dict], kb, tiers=None, case=None, log=N
 
 def _summary(records: list[dict]) -> dict:
     answered = [r for r in records if not r["refused"]]
-    with_gold = [r for r in answered if r.get("_gold")]
+    with_gold = [r for r in records if r.get("_gold")]  # a declined question with a gold answer counts as missed
     shown = {id(r): shown_answer(r["answer"]) for r in records}
-    from medsight.chat.grounding import absent_share
+    from medsight.chat.grounding import absent_share, without_framing
 
-    absent = [absent_share(shown[id(r)], r["passages"]) for r in answered]
+    absent = [absent_share(without_framing(shown[id(r)]), r["passages"]) for r in answered]
     seconds = [r["seconds"] for r in records]
     first = [r["_first_s"] for r in records if r.get("_first_s") is not None]
     out = {
@@ -156,6 +161,9 @@ def _summary(records: list[dict]) -> dict:
         "seconds_max": max(seconds) if seconds else None,
         "first_text_seconds_median": statistics.median(first) if first else None,
         "first_text_seconds_max": max(first) if first else None,
+        # CPU time of this process per answer: what the wall time would be on an otherwise idle core
+        "cpu_seconds_median": _median(r.get("_cpu_s") for r in records),
+        "first_text_cpu_seconds_median": _median(r.get("_first_cpu_s") for r in answered),
     }
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
 
@@ -163,6 +171,11 @@ def _summary(records: list[dict]) -> dict:
 def _mean(values) -> float | None:
     values = [float(v) for v in values]
     return sum(values) / len(values) if values else None
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def _quantile(values, q: float) -> float | None:

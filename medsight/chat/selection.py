@@ -25,7 +25,8 @@ WEIGHTS_PATH = Path(__file__).with_name("answer_selector.json")
 # "Abstract: BACKGROUND: ...", "METHODS AND FINDINGS: ...", or a stray reference list "1,2 " opening a sentence.
 _SECTION_LABELS = re.compile(r"^(?:(?:Abstract|Text|[A-Z][A-Z ,&/]{2,40}):\s*|\d+(?:[,-]\d+)*\s+(?=[A-Z]))+")
 _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|old|large|big|far|often)|what (percentage|proportion|number|"
-                           r"rate|size|year|age|period|duration)|when|which year|ratio|rate of|incubation)\b", re.I)
+                           r"rate|size|year|age|period|duration)|when|which year|ratio|rate of|incubation|median|"
+                           r"mean|average|percent\w*|period)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")
 
 FEATURES = ("bm25", "bm25_rel", "coverage", "prev_coverage", "bigrams", "cosine", "cosine_rel", "passage_rank_inv",
@@ -135,21 +136,35 @@ def selector_weights(path: str = str(WEIGHTS_PATH)) -> tuple:
     return tuple(data["coef"]), float(data["intercept"])
 
 
+PREFILTER = 20  # candidates embedded per question: the best by lexical evidence (dev: no loss in top-3 recall)
+_LEXICAL = [FEATURES.index(f) for f in ("bm25_rel", "coverage", "bigrams")]
+
+
 def rank_sentences(question: str, passages) -> list[Candidate]:
-    """Candidates sorted by the fitted probability that they hold the answer (highest first)."""
+    """Candidates sorted by the fitted probability that they hold the answer (highest first). Only the PREFILTER
+    candidates with the most lexical evidence are embedded and ranked, which halves the time to the answer."""
     import numpy as np
 
     candidates = candidate_sentences(passages)
     if not candidates:
         return []
     coef, intercept = selector_weights()
-    uses_cosine = any(coef[FEATURES.index(f)] for f in ("cosine", "cosine_rel"))
-    cosines = None if uses_cosine else np.zeros(len(candidates))  # a lexical-only selector needs no embedding
-    logits = features(question, candidates, len(passages), cosines=cosines) @ np.asarray(coef) + intercept
-    probs = 1.0 / (1.0 + np.exp(-logits))
-    for c, p in zip(candidates, probs):
+    X = features(question, candidates, len(passages), cosines=np.zeros(len(candidates)))
+    keep = np.arange(len(candidates))
+    if any(coef[FEATURES.index(f)] for f in ("cosine", "cosine_rel")):  # a lexical-only selector needs no embedding
+        from medsight.kb.store import embed
+
+        keep = np.sort(np.argsort(-X[:, _LEXICAL].sum(axis=1), kind="stable")[:PREFILTER])
+        vecs = embed([question] + [candidates[i].text for i in keep])
+        cosines = vecs[1:] @ vecs[0]
+        X = X[keep]
+        X[:, FEATURES.index("cosine")] = cosines
+        X[:, FEATURES.index("cosine_rel")] = cosines - cosines.max()
+    probs = 1.0 / (1.0 + np.exp(-(X @ np.asarray(coef) + intercept)))
+    ranked = [candidates[i] for i in keep]
+    for c, p in zip(ranked, probs):
         c.score = float(p)
-    return sorted(candidates, key=lambda c: -c.score)
+    return sorted(ranked, key=lambda c: -c.score)
 
 
 def best_sentences(question: str, passages, k: int = 3, min_score: float = 0.0) -> list[tuple[str, int, float]]:
