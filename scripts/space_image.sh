@@ -159,7 +159,7 @@ if [ $BUILD = 1 ]; then
   fi
 
   old_id=$(image_id "$IMAGE")
-  log "building $IMAGE from Dockerfile on $BASE (pip: $INDEX ${EXTRA:++ $EXTRA})"
+  log "building $IMAGE from Dockerfile on $BASE (pip: $INDEX${EXTRA:+ + $EXTRA})"
   t_build=$(now)
   buildah bud --isolation chroot --format docker --pull=false \
     --build-arg "BASE=$BASE" --build-arg "PIP_INDEX_URL=$INDEX" --build-arg "PIP_EXTRA_INDEX_URL=$EXTRA" \
