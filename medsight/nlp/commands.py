@@ -19,9 +19,9 @@ def register(subparsers) -> None:
     train.add_argument("--kind", choices=["transformer", "cnn"], default="transformer")
     train.add_argument("--corpus", default=str(DEFAULT_CORPUS / "bc5cdr"), help="folder with CDR_*.PubTator.txt")
     train.add_argument("--out", help="model folder (default weights/ner_transformer or weights/ner/model)")
-    train.add_argument("--epochs", type=int, help="default: the shipped model's (transformer) or 12 (cnn)")
-    train.add_argument("--lr", type=float, help="transformer learning rate (default: the shipped model's)")
-    train.add_argument("--frozen-layers", type=int, help="transformer: lowest encoder layers kept pretrained (of 6)")
+    train.add_argument("--epochs", type=int, help="default: 8 (transformer) or 12 (cnn)")
+    train.add_argument("--lr", type=float, help="transformer learning rate (default 1e-4)")
+    train.add_argument("--frozen-layers", type=int, help="transformer: lowest encoder layers kept pretrained and cached (of 6; default 0)")
     train.add_argument("--max-minutes", type=float, help="cnn: stop after the epoch that crosses this (default 30); "
                        "transformer: stop (resumably) after this many minutes of this run (default 600)")
     train.add_argument("--dev", action="store_true", help="cnn: train on Training only and report Development F1 per epoch "
@@ -109,13 +109,13 @@ def _train_transformer(args, train_docs, dev_docs) -> int:
     from dataclasses import replace
 
     from medsight.config import CACHE_DIR
-    from medsight.nlp.transformer_ner import SHIPPED_RECIPE, TRANSFORMER_DIR
+    from medsight.nlp.transformer_ner import DEFAULT_RECIPE, TRANSFORMER_DIR
     from medsight.nlp.transformer_train import (
         TransformerTrainConfig,
         train_transformer_ner,
     )
 
-    cfg = replace(TransformerTrainConfig(**SHIPPED_RECIPE), max_minutes=args.max_minutes or 600.0)
+    cfg = replace(TransformerTrainConfig(**DEFAULT_RECIPE), max_minutes=args.max_minutes or 600.0)
     for field, value in (("epochs", args.epochs), ("learn_rate", args.lr), ("frozen_layers", args.frozen_layers)):
         if value is not None:
             cfg = replace(cfg, **{field: value})
@@ -269,8 +269,8 @@ def _card(args) -> int:
     meta = read(WEIGHTS_DIR / "model/meta.json") or {}
     transformer = None
     if (TRANSFORMER_DIR / "meta.json").exists():
-        transformer = {"meta": read(TRANSFORMER_DIR / "meta.json"), "dev": read(TRANSFORMER_DIR / "metrics_dev.json"),
-                       "test": read(TRANSFORMER_DIR / "metrics_test.json"),
+        transformer = {"meta": read(TRANSFORMER_DIR / "meta.json"), "dev": read(TRANSFORMER_DIR / "dev" / "metrics.json"),
+                       "test": read(TRANSFORMER_DIR / "test" / "metrics.json"),
                        "size_mb": (TRANSFORMER_DIR / "model.safetensors").stat().st_size / 1e6}
     benches = {p.stem.removeprefix("bench_"): read(p) for p in sorted(WEIGHTS_DIR.glob("bench_*.json"))}
     card = render_model_card(read(WEIGHTS_DIR / "metrics_ner.json"), read(WEIGHTS_DIR / "metrics_zeroshot.json"),

@@ -32,10 +32,10 @@ from medsight.nlp.transformer_ner import (
 
 @dataclass
 class TransformerTrainConfig:
-    epochs: int = 5
+    epochs: int = 8
     learn_rate: float = 1e-4
     batch_size: int = 16
-    frozen_layers: int = 4  # of 6: the lowest layers stay pretrained and their outputs are cached
+    frozen_layers: int = 0  # of 6: the lowest layers stay pretrained and their outputs are cached (embeddings always)
     warmup: float = 0.1  # fraction of all steps
     weight_decay: float = 0.01
     max_pieces: int = MAX_PIECES

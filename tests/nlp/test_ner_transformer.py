@@ -147,3 +147,18 @@ def test_shipped_transformer_tags_a_note_and_keeps_ruler_entities():
     doc = nlp("Patient reports dyspnea after aspirin.")
     assert ("dyspnea", "SYMPTOM") in {(e.text, e.label_) for e in doc.ents}
     assert ("aspirin", "Chemical") in {(e.text, e.label_) for e in doc.ents}
+
+
+def test_card_states_the_protocol_and_both_splits():
+    from medsight.nlp.evaluate import render_model_card
+
+    per = {"Chemical": {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 6}, "Disease": {"precision": 0.8, "recall": 0.8, "f1": 0.8, "support": 4}}
+    dev = {"precision": 0.86, "recall": 0.86, "f1": 0.86, "support": 10, "per_type": per, "documents": 500}
+    test = dev | {"f1": 0.851}
+    meta = {"selected_on": "dev", "epoch": 3, "trained_on": "BC5CDR Training",
+            "config": {"frozen_layers": 0, "learn_rate": 1e-4, "epochs": 8, "max_pieces": 254},
+            "history": [{"epoch": 1, "loss": 0.2, "minutes": 5.0, "dev_f1": 0.8, "dev_per_type": {"Chemical": 0.85, "Disease": 0.75}}]}
+    card = render_model_card(None, None, None, None, transformer={"meta": meta, "dev": dev, "test": test, "size_mb": 21.3})
+    assert "selected_on = dev" in card and "epoch 3" in card and "21.3 MB" in card
+    assert "| Development (500 abstracts) | **all** |" in card and "**0.851**" in card
+    assert "NER, fast option: CNN" in card
