@@ -32,8 +32,9 @@ class SmokeError(RuntimeError):
 
 
 def default_film() -> Path:
-    for manifest, want in ((REPO.parent / "shared" / "data" / "cxr" / "manifest.csv", {"split": "dev", "label": "normal"}),
-                           (REPO / ".cache" / "samples" / "manifest.csv", {})):
+    dev_data = REPO.parent / "shared" / "data" / "cxr" / "manifest.csv"
+    fetched = REPO / ".cache" / "samples" / "manifest.csv"
+    for manifest, want in ((dev_data, {"split": "dev", "label": "normal"}), (fetched, {})):
         if manifest.is_file():
             with open(manifest, newline="") as fh:
                 for row in csv.DictReader(fh):
@@ -88,9 +89,31 @@ def wait_healthy(url: str, t0: float, app_pid: int | None, timeout: float) -> fl
         time.sleep(0.25)
 
 
+def wait_for_band(page, timeout_s: float, warning_grace_s: float = 30.0) -> str:
+    """The risk band once it is on screen; SmokeError at once on an error or exception, and on a warning that
+    stays for `warning_grace_s` without a band (e.g. the frontal-CXR gate refusing the film)."""
+    problems = page.locator("[data-testid=stException], [data-testid=stAlertContentError]")
+    warnings = page.locator("[data-testid=stAlertContentWarning]")
+    deadline, warned = time.time() + timeout_s, None
+    while time.time() < deadline:
+        if page.locator("#risk-band").count():
+            return page.locator("#risk-band").first.inner_text().strip()
+        if problems.count():
+            shown = problems.first.inner_text().strip()[:300]
+            raise SmokeError(f"the page shows an error instead of a score: {shown}")
+        if warnings.count():
+            warned = warned or time.time()
+            if time.time() - warned > warning_grace_s:
+                shown = warnings.first.inner_text().strip()[:300]
+                raise SmokeError(f"the page shows a warning instead of a score: {shown}")
+        else:
+            warned = None
+        page.wait_for_timeout(250)
+    raise SmokeError(f"no risk band within {timeout_s:.0f} s of the upload")
+
+
 def upload_and_score(url: str, film: Path, timeout_s: float) -> tuple[str, float, float]:
     """(risk band, epoch when the upload widget was there, seconds from upload to the band on screen)."""
-    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
@@ -104,14 +127,8 @@ def upload_and_score(url: str, film: Path, timeout_s: float) -> tuple[str, float
             page.locator("input[type=file]").first.wait_for(state="attached")
             start = time.time()
             page.locator("input[type=file]").first.set_input_files(str(film))
-            band = page.locator("#risk-band")
-            try:
-                band.wait_for()
-            except PlaywrightError as exc:
-                shown = page.locator("[data-testid=stAlert], [data-testid=stException]").all_inner_texts()
-                raise SmokeError(f"no risk band after the upload ({exc.message.splitlines()[0]}); page shows: "
-                                 f"{' | '.join(t.strip()[:200] for t in shown) or 'nothing'}") from None
-            return band.inner_text().strip(), start, time.time() - start
+            band = wait_for_band(page, timeout_s)
+            return band, start, time.time() - start
         finally:
             browser.close()
 
