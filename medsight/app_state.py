@@ -34,7 +34,11 @@ def preload_keys() -> list[str]:
 
     keys = ["vgg16", *available_detectors(config.WEIGHTS_DIR), *APP_MODELS[2:]]
     if value == "all":
-        return keys
+        from medsight.chat.cascade import DEFAULT_TIERS
+
+        tiers = os.environ.get("MEDSIGHT_CHAT_TIERS", DEFAULT_TIERS)
+        # the local generator is off the default chat path (docs/chat.md): load it only where it is asked for
+        return [k for k in keys if k != "chat_local" or "local" in tiers]
     if value in ("", "none"):
         return []
     return [k.strip() for k in value.split(",") if k.strip() in keys]

@@ -50,6 +50,11 @@ def main_area(page):
     return page.locator("[data-testid=stMain]")
 
 
+def wait_text(page, text: str) -> None:
+    """Wait until the main area's text contains `text` (Streamlit renders a page element by element)."""
+    page.wait_for_function("t => (document.querySelector('[data-testid=stMain]') || {}).innerText?.includes(t)", arg=text)
+
+
 def go(page, title: str, heading: str) -> None:
     page.locator("[data-testid=stSidebarNav] a", has_text=title).click()
     page.get_by_role("heading", name=heading).wait_for()
@@ -91,16 +96,18 @@ def test_walk_high_film_through_every_page(app_url, page, high_film, reference_p
     page.get_by_role("heading", name="Entities").wait_for()
     main = main_area(page)
     main.locator(".entity-Disease").first.wait_for()
+    wait_text(page, "Consistent")  # the agreement box comes last
     text = main.inner_text()
     assert "consolidation" in text and "Consistent" in text and "image HIGH" in text
     assert page.locator("[data-testid=stException]").count() == 0
     page.screenshot(path=str(SHOTS / "walk_3_notes.png"), full_page=True)
 
     go(page, "Chat", "Chat about this case")
+    wait_text(page, "Case: anomaly score")
     assert "HIGH" in main_area(page).inner_text()  # the case the chat reads
     page.get_by_placeholder("Ask about the case").fill("What does a HIGH anomaly score mean for this radiograph?")
     page.keyboard.press("Enter")
-    page.get_by_text("answered by:").first.wait_for()
+    wait_text(page, "answered by:")
     answer = main_area(page).inner_text()
     assert "not a medical device" in answer.lower() or "not a diagnosis" in answer.lower()
     page.screenshot(path=str(SHOTS / "walk_4_chat.png"), full_page=True)
@@ -114,7 +121,7 @@ def test_walk_high_film_through_every_page(app_url, page, high_film, reference_p
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
 
     go(page, "Model status", "Model status")
-    assert "fused_lungs" in main_area(page).inner_text()
+    wait_text(page, "fused_lungs")
     page.screenshot(path=str(SHOTS / "walk_5_status.png"), full_page=True)
 
 
@@ -123,11 +130,11 @@ def test_the_detector_chosen_first_is_used_on_every_page(app_url, page, radiogra
     page.locator("#risk-band").wait_for()
     page.locator("[data-testid=stSelectbox]").first.click()
     page.get_by_role("option", name="paper: VAE + ViT", exact=False).click()
-    page.get_by_text("model paper (").wait_for()
+    wait_text(page, "model paper (")
     go(page, "Heatmap viewer", "Heatmap viewer")
-    main_area(page).get_by_text("Detector: paper.").wait_for()
+    wait_text(page, "Detector: paper.")
     go(page, "Upload & score", "MedSight: upload & score")
-    page.get_by_text("model paper (").wait_for()  # still paper after a round trip
+    wait_text(page, "model paper (")  # still paper after a round trip
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -140,13 +147,13 @@ def test_hostile_files_get_a_message_and_no_risk_band(app_url, page, radiograph)
     from skimage import data
 
     cases = {
-        "truncated.png": (_png(np.asarray(Image.open(radiograph[0]).convert("L")))[:3000], "not a readable"),
+        "truncated.png": (_png(np.asarray(Image.open(radiograph[0]).convert("L")))[:3000], "damaged or cut short"),
         "holiday.png": (_png(data.astronaut()), "does not look like a frontal chest X-ray"),
         "camera.png": (_png(data.camera()), "does not look like a frontal chest X-ray"),
     }
     for name, (payload, message) in cases.items():
         upload(page, app_url, {"name": name, "mimeType": "image/png", "buffer": payload})
-        main_area(page).get_by_text(message, exact=False).first.wait_for()
+        wait_text(page, message)
         assert page.locator("#risk-band").count() == 0, name
         assert page.locator("[data-testid=stException]").count() == 0, name
         page.screenshot(path=str(SHOTS / f"walk_hostile_{name}.png"), full_page=True)
@@ -169,7 +176,7 @@ def test_six_sessions_at_once_each_see_their_own_score_and_heatmaps(app_url, bro
                 p.locator("#risk-band").wait_for()
                 assert p.locator("#risk-band").inner_text() == ref["risk"], film
             else:  # a dev film the gate flags (about 1% do): the same message as the CLI's reasons, no band
-                p.get_by_text("does not look like a frontal chest X-ray").first.wait_for()
+                wait_text(p, "does not look like a frontal chest X-ray")
                 assert p.locator("#risk-band").count() == 0
                 continue
             assert main_area(p).locator("[data-testid=stMetricValue]").first.inner_text() == f"{ref['anomaly_score']:.3f}"
