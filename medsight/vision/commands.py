@@ -55,7 +55,7 @@ def cmd_score(args) -> int:
             if args.json:
                 print(json.dumps({"file": path, "error": str(exc)}))
             else:
-                print(f"{path}: error: {exc}", file=sys.stderr)
+                print(f"medsight: error: {exc}", file=sys.stderr)  # the message starts with the file name
             continue
         if args.json:
             print(json.dumps(res.to_dict() | site))
