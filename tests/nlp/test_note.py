@@ -10,7 +10,8 @@ from medsight.nlp.note import MAX_NOTE_CHARS, NoteError, validate_note
         ("   \n\t ", "empty"),
         ("12/03/2021 08:15 -- 37.5", "empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
-        (b"\xff\xfe\xfa bad bytes", "UTF-8"),
+        (b"\xff\xfe\xfa bad bytes", "UTF-16"),  # a UTF-16 byte-order mark, then an odd number of bytes
+        (b"\x81\x8d\x90 bad bytes", "UTF-8, UTF-16 or Windows-1252"),
         ("x" * (MAX_NOTE_CHARS + 1), "limit"),
         ("Le patient présente une pneumonie du lobe inférieur droit avec un épanchement pleural et une toux depuis trois jours.", "English"),
         ("El paciente presenta una neumonía en el lóbulo inferior derecho y un derrame pleural leve desde hace dos días.", "English"),
