@@ -260,22 +260,22 @@ def _bench(args) -> int:
 
 def _card(args) -> int:
     from medsight.nlp.evaluate import render_model_card
-    from medsight.nlp.ner import WEIGHTS_DIR
+    from medsight.nlp.ner import NLP_WEIGHTS_DIR
     from medsight.nlp.transformer_ner import TRANSFORMER_DIR
 
     def read(path):
         return json.loads(path.read_text()) if path.exists() else None
 
-    meta = read(WEIGHTS_DIR / "model/meta.json") or {}
+    meta = read(NLP_WEIGHTS_DIR / "model/meta.json") or {}
     transformer = None
     if (TRANSFORMER_DIR / "meta.json").exists():
         transformer = {"meta": read(TRANSFORMER_DIR / "meta.json"), "dev": read(TRANSFORMER_DIR / "dev" / "metrics.json"),
                        "test": read(TRANSFORMER_DIR / "test" / "metrics.json"),
                        "size_mb": (TRANSFORMER_DIR / "model.safetensors").stat().st_size / 1e6}
-    benches = {p.stem.removeprefix("bench_"): read(p) for p in sorted(WEIGHTS_DIR.glob("bench_*.json"))}
-    card = render_model_card(read(WEIGHTS_DIR / "metrics_ner.json"), read(WEIGHTS_DIR / "metrics_zeroshot.json"),
-                             read(WEIGHTS_DIR / "bench.json"), meta.get("medsight_train"), transformer=transformer, benches=benches)
-    path = WEIGHTS_DIR / "MODEL_CARD.md"
+    benches = {p.stem.removeprefix("bench_"): read(p) for p in sorted(NLP_WEIGHTS_DIR.glob("bench_*.json"))}
+    card = render_model_card(read(NLP_WEIGHTS_DIR / "metrics_ner.json"), read(NLP_WEIGHTS_DIR / "metrics_zeroshot.json"),
+                             read(NLP_WEIGHTS_DIR / "bench.json"), meta.get("medsight_train"), transformer=transformer, benches=benches)
+    path = NLP_WEIGHTS_DIR / "MODEL_CARD.md"
     path.write_text(card, encoding="utf-8")
     print(f"wrote {path}")
     return 0

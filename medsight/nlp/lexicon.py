@@ -9,9 +9,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from medsight.nlp.ner import WEIGHTS_DIR
+from medsight.nlp.ner import NLP_WEIGHTS_DIR
 
-SYMPTOM_LEXICON_PATH = WEIGHTS_DIR / "symptoms_hpo.json"
+SYMPTOM_LEXICON_PATH = NLP_WEIGHTS_DIR / "symptoms_hpo.json"
 
 # HPO branches whose terms are symptoms a clinical note reports (not imaging findings or diagnoses) ...
 HPO_SYMPTOM_ROOTS = {

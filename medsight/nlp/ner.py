@@ -18,8 +18,9 @@ from medsight.specs import ModelSpec, register_spec
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = _WEIGHTS_ROOT / "ner"
-MODEL_DIR = WEIGHTS_DIR / "model"
+#: the NLP models and their measurements (weights/ner), beside the vision weights of config.WEIGHTS_DIR
+NLP_WEIGHTS_DIR = _WEIGHTS_ROOT / "ner"
+MODEL_DIR = NLP_WEIGHTS_DIR / "model"
 NER_LABELS = ("Chemical", "Disease")
 SCISPACY_NER_MODEL = "en_ner_bc5cdr_md"  # the paper's model family; used when installed
 

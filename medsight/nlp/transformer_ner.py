@@ -14,11 +14,11 @@ import json
 import logging
 from pathlib import Path
 
-from medsight.nlp.ner import NER_LABELS, WEIGHTS_DIR
+from medsight.nlp.ner import NER_LABELS, NLP_WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
 
-TRANSFORMER_DIR = WEIGHTS_DIR.parent / "ner_transformer"
+TRANSFORMER_DIR = NLP_WEIGHTS_DIR.parent / "ner_transformer"
 MODEL_NAME = "medsight_ner_bc5cdr_transformer"
 TAGS = ["O"] + [f"{p}-{label}" for label in NER_LABELS for p in "BI"]
 MAX_PIECES = 254  # per window, plus [CLS] and [SEP]

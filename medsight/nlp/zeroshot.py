@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from medsight.nlp.ner import WEIGHTS_DIR
+from medsight.nlp.ner import NLP_WEIGHTS_DIR
 from medsight.specs import ModelSpec, register_spec
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_PATH = WEIGHTS_DIR / "zeroshot_calibration.json"
+CALIBRATION_PATH = NLP_WEIGHTS_DIR / "zeroshot_calibration.json"
 NLI_MODEL_NAME = "valhalla/distilbart-mnli-12-1"  # the paper's DistilBART-MNLI; used only when present locally
 NLI_HYPOTHESIS = "This chest report describes {}."
 
