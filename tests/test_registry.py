@@ -18,6 +18,7 @@ from medsight.registry import (
     LOADED,
     PENDING,
     RSS_MEASURED,
+    TENSORS,
     UNAVAILABLE,
     ModelRegistry,
     ModelUnavailable,
@@ -145,6 +146,18 @@ def test_cpu_memory_is_the_measured_growth_of_resident_memory():
     assert row["memory_from"] == RSS_MEASURED and row["estimate_mb"] == 5.0
     assert row["memory_mb"] == pytest.approx(80, abs=12)
     assert reg.status()["process_rss_mb"] > 80
+
+
+def test_memory_mapped_weights_count_by_their_size(tmp_path):
+    """Weights mapped from a file are resident only once read: the RSS growth at load misses them, their size not."""
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "weights.bin"
+    np.ones(64 * 2**20 // 4, dtype=np.float32).tofile(path)
+    reg = ModelRegistry(budget_mb=100, device="cpu")
+    reg.register("mapped", lambda dev: {"weights": np.memmap(path, dtype=np.float32, mode="r")}, memory_mb=1.0)
+    reg.get("mapped")
+    row = reg.status()["models"][0]
+    assert row["memory_from"] == TENSORS and row["memory_mb"] == pytest.approx(64, abs=0.5) == row["tensors_mb"]
 
 
 def test_memory_is_labelled_an_estimate_where_nothing_can_be_measured():

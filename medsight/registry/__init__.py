@@ -26,6 +26,7 @@ from medsight.registry.entry import (  # noqa: F401  (the public names)
     LOADING,
     PENDING,
     RSS_MEASURED,
+    TENSORS,
     UNAVAILABLE,
     ModelEntry,
     ModelUnavailable,

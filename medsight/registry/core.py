@@ -20,6 +20,7 @@ from medsight.registry.entry import (
     LOADING,
     PENDING,
     RSS_MEASURED,
+    TENSORS,
     UNAVAILABLE,
     ModelEntry,
     ModelUnavailable,
@@ -30,6 +31,7 @@ from medsight.registry.entry import (
     is_user_error,
     one_sentence,
     process_rss_mb,
+    tensor_mb,
     torch_mover,
 )
 from medsight.specs import MODEL_SPECS
@@ -216,14 +218,19 @@ class ModelRegistry:
                 raise ModelUnavailable(entry.error) from None
             raise
         measured = max(after - before, 0.0) if before is not None and after is not None and not held_before else None
+        tensors = tensor_mb(obj)
         with self._lock:
             self._apply_specs(entry)  # the loader may have imported the module that registers the spec
-            entry.obj, entry.device, entry.state, entry.failed_at = obj, target, LOADED, None
-            entry.memory_mb = entry.estimate_mb if measured is None else measured
-            entry.memory_basis = (ESTIMATE + (" (in memory before the registry loaded it)" if held_before else "")
-                                  if measured is None else CUDA_MEASURED if target.startswith("cuda") else RSS_MEASURED)
+            entry.obj, entry.device, entry.state, entry.failed_at, entry.tensors_mb = obj, target, LOADED, None, tensors
             if target.startswith("cuda") and measured is not None:
-                entry.measured_mb = measured
+                entry.memory_mb, entry.memory_basis, entry.measured_mb = measured, CUDA_MEASURED, measured
+            elif tensors is not None and (measured is None or tensors > 1.5 * measured):  # mapped, or loaded before
+                entry.memory_mb, entry.memory_basis = tensors, TENSORS
+            elif measured is not None:
+                entry.memory_mb, entry.memory_basis = measured, RSS_MEASURED
+            else:
+                entry.memory_mb = entry.estimate_mb
+                entry.memory_basis = ESTIMATE + (" (in memory before the registry loaded it)" if held_before else "")
             entry.load_seconds = time.perf_counter() - t0
             entry.last_used = entry.last_used or time.monotonic()
             entry.error = CPU_FALLBACK if (target == "cpu" and entry.gpu and self.device.startswith("cuda")) else ""

@@ -3,7 +3,9 @@ the CUDA allocator on a GPU, the process's resident memory on CPU."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,9 @@ DEFAULT_RETRY_S = 60.0
 PENDING, LOADING, LOADED, EVICTED, UNAVAILABLE = "pending", "loading", "loaded", "evicted", "unavailable"
 # Where an entry's memory figure comes from (the status page's "memory from" column).
 CUDA_MEASURED, RSS_MEASURED, ESTIMATE = "CUDA allocator", "process RSS growth at load", "spec estimate"
+#: the bytes of its tensors, shown where they exceed the RSS growth (weights memory-mapped and read on first use, or
+#: loaded before the registry asked)
+TENSORS = "size of its tensors"
 
 CPU_FALLBACK = "on CPU: the GPU budget is taken by models in use"
 
@@ -62,7 +67,8 @@ class ModelEntry:
     state: str = PENDING
     device: str = ""  # where it is now ("" while not loaded)
     memory_mb: float = 0.0  # resident size where it is now (measured where possible, else the estimate)
-    memory_basis: str = ""  # CUDA_MEASURED, RSS_MEASURED or ESTIMATE (with why)
+    memory_basis: str = ""  # CUDA_MEASURED, RSS_MEASURED, TENSORS or ESTIMATE (with why)
+    tensors_mb: float | None = None  # bytes of the torch tensors and numpy arrays it holds
     measured_mb: float = 0.0  # last CUDA measurement; replaces the estimate in placement decisions
     error: str = ""
     failed_at: float | None = None  # monotonic time of the last failed load
@@ -82,6 +88,7 @@ class ModelEntry:
         return {"model": self.key, "role": self.role, "priority": self.priority, "state": self.state,
                 "device": self.device or "-", "memory_mb": round(self.memory_mb if loaded else 0.0, 1),
                 "memory_from": self.memory_basis if loaded else "-",
+                "tensors_mb": None if self.tensors_mb is None or not loaded else round(self.tensors_mb, 1),
                 "estimate_mb": round(self.estimate_mb, 1) if self.estimate_mb else None,
                 "load_s": None if self.load_seconds is None else round(self.load_seconds, 2),
                 "in_use": self.pins, "note": self.error, "retry_in_s": retry_in}
@@ -99,6 +106,41 @@ def process_rss_mb() -> float | None:
                 return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
         except (OSError, ValueError, IndexError):
             return None
+
+
+def tensor_mb(obj: Any, depth: int = 4, limit: int = 50_000) -> float | None:
+    """MB of the torch tensors and numpy arrays an object holds (through modules, containers and attributes, `depth`
+    levels deep, each storage once, at most `limit` objects looked at); None when it holds none."""
+    torch = sys.modules.get("torch")
+    np = sys.modules.get("numpy")
+    seen: set[int] = set()
+    storages: dict[int, int] = {}
+
+    def visit(o: Any, level: int) -> None:
+        if level < 0 or id(o) in seen or len(seen) > limit or isinstance(o, (str, bytes, int, float, type)):
+            return
+        seen.add(id(o))
+        if torch is not None and isinstance(o, torch.nn.Module):
+            for t in itertools.chain(o.parameters(), o.buffers()):
+                visit(t, 0)
+        elif torch is not None and isinstance(o, torch.Tensor):
+            storage = o.untyped_storage()
+            storages[storage.data_ptr() or id(storage)] = storage.nbytes()
+        elif np is not None and isinstance(o, np.ndarray):
+            base = o if o.base is None else o.base
+            storages[id(base)] = getattr(base, "nbytes", o.nbytes)
+        elif isinstance(o, dict):
+            for v in list(o.values()):
+                visit(v, level - 1)
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            for v in list(o):
+                visit(v, level - 1)
+        elif hasattr(o, "__dict__"):
+            for v in list(vars(o).values()):
+                visit(v, level - 1)
+
+    visit(obj, depth)
+    return sum(storages.values()) / 2**20 if storages else None
 
 
 def cuda_allocated_mb() -> float:
