@@ -49,7 +49,7 @@ def explanatory_passages() -> list:
         return list(_EXPLANATORY)
 
 
-def case_passages(question: str, k: int = 3) -> list:
+def case_passages(question: str, k: int = 5) -> list:
     """The explanatory passages most related to the question (lexical overlap), best first."""
     from medsight.kb.retrieve import LexicalIndex
 
@@ -77,18 +77,21 @@ def case_facts(prompt: Prompt) -> list[str]:
 
 def answer_about_case(prompt: Prompt, tier) -> str:
     """Facts with their numbers, then up to two explanatory sentences quoted with their citations."""
-    from medsight.chat.extractive import cite
+    from medsight.chat.extractive import cite, repeats
 
     if prompt.case.empty:
         parts = ["No radiograph or note has been analysed yet, so there is no case result to explain. In general:"]
     else:
         parts = case_facts(prompt)
-    from medsight.chat.selection import rank_sentences
+    from medsight.chat.selection import candidate_sentences, rank_sentences
 
     ranked = rank_sentences(prompt.question, prompt.passages)
-    chosen = ranked[:2]
+    chosen: list = []
+    for c in ranked:
+        if len(chosen) < 2 and not any(repeats(c.text, d.text) for d in chosen):
+            chosen.append(c)
     # Whatever was asked about the score, say what it is not.
     if not any("diagnos" in c.text for c in chosen):
-        chosen += [c for c in ranked if "diagnos" in c.text][:1]
+        chosen += [c for c in ranked + candidate_sentences(prompt.passages) if "diagnos" in c.text][:1]
     parts += [cite(c.text, c.passage) for c in chosen]
     return " ".join(parts)

@@ -13,7 +13,7 @@ import time
 from typing import Iterator
 
 from medsight.chat.context import Prompt
-from medsight.chat.grounding import NOTHING_FOUND, TREATMENT_NOTE, addresses
+from medsight.chat.grounding import NOTHING_FOUND, TREATMENT_NOTE, addresses, content_words
 
 INTENTS = {
     "greeting": r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening))\b",
@@ -38,6 +38,12 @@ def detect_intent(question: str) -> str:
         if re.search(pattern, q):
             return intent
     return "other"
+
+
+def repeats(sentence: str, earlier: str) -> bool:
+    """Does `sentence` say little beyond `earlier` (80% of its content words already there)?"""
+    words, seen = set(content_words(sentence)), set(content_words(earlier))
+    return bool(words) and len(words & seen) / len(words) >= 0.8
 
 
 def cite(sentence: str, n: int) -> str:
@@ -70,7 +76,8 @@ class ExtractiveTier:
         for c in ranked[1:]:
             if len(chosen) == self.max_sentences or c.score < self.second_ratio * ranked[0].score:
                 break
-            chosen.append(c)
+            if not any(repeats(c.text, d.text) for d in chosen):
+                chosen.append(c)
         return chosen
 
     def compose(self, prompt: Prompt) -> str:
