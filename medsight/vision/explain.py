@@ -98,8 +98,8 @@ def map_from_maps(pipeline, maps: np.ndarray) -> tuple[np.ndarray, str]:
 
 def private_backbone(backbone: nn.Module) -> nn.Module:
     """A copy of the backbone's module tree (its own hooks) over the same weight storage, which no gradient can
-    touch: hooks on it see only the forward pass of the caller. About 1 ms and no weight copy (a full deepcopy
-    of VGG16's features takes ~35 ms and 59 MB; see `scripts/bench_app.py --gradcam-cost`)."""
+    touch: hooks on it see only the forward pass of the caller. It costs milliseconds and no memory for weights; a
+    full deepcopy costs 30x the time and 56 MB per call (`scripts/bench_app.py --gradcam-cost`)."""
     memo = {id(t): nn.Parameter(t.detach(), requires_grad=False) for t in backbone.parameters()}
     memo.update({id(t): t for t in backbone.buffers()})
     return copy.deepcopy(backbone, memo)
