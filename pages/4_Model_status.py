@@ -12,6 +12,10 @@ from medsight import app_views as views
 
 registry = state.page_setup("Model status")
 st.title("Model status")
+site = state.active_site()
+st.caption(f"Site profile in use: **{site.name}** ({site.meta.get('n_films')} normal films, fitted {site.meta.get('created')}): "
+           "the detectors' reference and thresholds are the site's (Site profile page)." if site is not None else
+           "Site profile: none, the shipped reference (a hospital's own normal films can be the reference: Site profile page).")
 
 status = registry.status()
 c1, c2, c3 = st.columns(3)

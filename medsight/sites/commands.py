@@ -38,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", required=True)
     p.add_argument("--weights", default=None)
+    p.add_argument("--method", default="", help="override the profile method, e.g. knn_bank=site,patch_bank=union")
     p.set_defaults(func=cmd_study)
 
 
@@ -69,7 +70,7 @@ def cmd_fit(args) -> int:
              + (f" of {s['n_patients']} patients" if s.get("n_patients") else "")
              + f" ({s['source']}), fitted in {s['fit_seconds']} s, files sha256 {s['files_sha256'][:12]}"]
     for det, entry in profile.detectors.items():
-        before = profile.meta["before"][det]
+        before = profile.meta.get("before", {}).get(det, {})
         rate = before.get("shipped_flag_rate")
         lines.append(f"  {det}: threshold {entry['calibration']['threshold']:.4f}"
                      + (f" (shipped threshold {before['shipped_threshold']:.4f} flags {rate:.0%} of these normals)" if rate is not None else "")
@@ -107,7 +108,10 @@ def cmd_study(args) -> int:
     from medsight.sites.study import run_study
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    result = run_study(args.manifest, args.out, args.split, args.source, args.detector, sizes, args.repeats, args.weights)
+    method = dict(kv.split("=", 1) for kv in args.method.split(",") if "=" in kv)
+    method = {k: int(v) if v.isdigit() else v for k, v in method.items()}
+    result = run_study(args.manifest, args.out, args.split, args.source, args.detector, sizes, args.repeats, args.weights,
+                       method or None)
     print(result["table"])
     print(f"wrote {Path(args.out) / 'site_study.json'} and {Path(args.out) / 'site_study.png'}")
     return 0

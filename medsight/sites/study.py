@@ -65,7 +65,7 @@ def run_study(manifest, out_dir, split: str = "dev", source: str = "nih_talo", d
             pick = np.sort(rng.choice(fit_pool, n, replace=False))
             t0 = time.time()
             profile = fit_profile(f"study{r}", maps[pick], df["file"].iloc[pick].tolist(), {detector: det},
-                                  groups[pick].tolist(), source, method)
+                                  groups[pick].tolist(), source, method, before=False)
             adapted = profile.adapt(det)
             row = {"repeat": r, "size": size, "n_fit": int(n), "n_eval_normal": int(len(held)), "n_abnormal": int(len(abnormal)),
                    "fit_seconds": round(time.time() - t0, 1), **_point(y[test], _score(adapted, maps[test]), adapted.calibration.threshold)}

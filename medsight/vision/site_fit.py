@@ -30,8 +30,9 @@ from medsight.vision.detectors.patchcore import greedy_coreset, region_mask
 from medsight.vision.scoring import Calibration
 from medsight.vision.sites import PROFILE_VERSION, SiteError, SiteProfile, check_name, knn_key
 
-#: how the site's normals enter each reference: "site" (the site's normals alone) or "union" (ours and the site's)
-DEFAULT_METHOD = {"knn_bank": "site", "patch_bank": "site", "patch_bank_size": 8000}
+#: how the site's normals enter each reference: "site" (the site's normals alone), "union" (ours and the site's);
+#: k-NN "auto": the site's bank for uncentred members, ours for centred ones (see `SiteProfile._adapt_knn`)
+DEFAULT_METHOD = {"knn_bank": "auto", "patch_bank": "site", "patch_bank_size": 4000}
 MIN_FILMS = 10
 FOLDS = 5
 
@@ -96,9 +97,10 @@ def _z(v: np.ndarray) -> list[float]:
 
 def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: dict[str, Detector],
                 groups: Sequence | None = None, source: str = "", method: dict | None = None, n_folds: int = FOLDS,
-                progress: Callable[[float, str], None] | None = None) -> SiteProfile:
+                progress: Callable[[float, str], None] | None = None, before: bool = True) -> SiteProfile:
     """A site profile from the feature maps of a site's normal films (N x 1280 x 14 x 14), for the given loaded
-    detectors (name -> detector, as shipped). `names` identify the films (hashed, not stored)."""
+    detectors (name -> detector, as shipped). `names` identify the films (hashed, not stored). `before`: also keep
+    the shipped detectors' scores of these films (the app's before/after view; the study skips it)."""
     check_name(name)
     t0 = time.time()
     say = progress or (lambda frac, text: None)
@@ -107,6 +109,7 @@ def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: di
     method = dict(DEFAULT_METHOD) | dict(method or {})
     groups = list(groups) if groups is not None else [None] * len(maps)
     refs = leaves(detectors)
+    detectors = refs | dict(detectors)  # a fusion's parts get their own entries (the fusion adapts them)
     probe = SiteProfile(name, {"method": method}, {})
     # out-of-fold raw signals of every reference-holding detector
     oof: dict[str, dict[str, np.ndarray]] = {}
@@ -120,7 +123,7 @@ def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: di
                 oof.setdefault(dname, {}).setdefault(k, np.zeros(len(maps)))[held] = v
     say(len(folds) / (len(folds) + 1), "site reference from all films")
     tensors = site_reference(maps, refs, method)
-    entries, before = {}, {}
+    entries, shipped_view = {}, {}
     for dname, det in detectors.items():
         entry = {"trained_at": (det.card or {}).get("trained_at"), "kind": det.kind}
         if det.kind == "pooled_knn":
@@ -136,19 +139,21 @@ def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: di
         else:  # no site reference: recalibrated on the site's normals only
             entry["reference"] = "shipped"
             scores = None
-        shipped = _signals(det, maps)["score"]
+        shipped = _signals(det, maps)["score"] if (before or scores is None) else None
         scores = shipped if scores is None else scores
         cal = Calibration.from_normal_scores(scores)
         entry["calibration"] = cal.to_dict()
+        entries[dname] = entry
+        if shipped is None:
+            continue
         shipped_cal = det.calibration
-        before[dname] = {"shipped_scores": [float(v) for v in np.sort(shipped)],
+        shipped_view[dname] = {"shipped_scores": [float(v) for v in np.sort(shipped)],
                          "shipped_threshold": float(shipped_cal.threshold) if shipped_cal else None,
                          "shipped_flag_rate": float(np.mean(shipped >= shipped_cal.threshold)) if shipped_cal else None}
-        entries[dname] = entry
     patients = len({g for g in groups if isinstance(g, str) and g}) or None
     meta = {"version": PROFILE_VERSION, "n_films": int(len(maps)), "n_patients": patients,
             "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "files_sha256": files_sha256(names), "source": source, "method": method, "n_folds": len(folds),
-            "fit_seconds": round(time.time() - t0, 1), "detectors": entries, "before": before}
+            "fit_seconds": round(time.time() - t0, 1), "detectors": entries, "before": shipped_view}
     say(1.0, "done")
     return SiteProfile(name, meta, tensors)

@@ -90,10 +90,13 @@ def test_profile_adapts_copies_and_leaves_the_shipped_detectors_alone(nih):
     for n, d in dets.items():  # the shared detectors still score as shipped
         assert np.allclose(_scores(d, maps), before[n])
         assert adapted[n] is not d and adapted[n].calibration.threshold != d.calibration.threshold
-    knn = adapted["knn_fused"]
-    assert all(len(b) == 24 for b in knn.banks)  # the site's normals are the bank
+    knn, shipped_knn = adapted["knn_fused"], dets["knn_fused"]
+    assert knn.components[0] == "relu4_3_full" and len(knn.banks[0]) == 24  # the site's normals are the bank
+    # centred members keep our reference (method "auto"); the site's mean is what "site" centres on
+    assert knn.banks[1] is shipped_knn.banks[1] and knn.means[1] is shipped_knn.means[1]
     site = profile.tensors["pooled.relu4_3.full"].float().numpy()
-    assert np.allclose(knn.means[1], site.mean(0), atol=1e-6)  # centred views on the site's mean normal
+    alt = SiteProfile("alt", profile.meta | {"method": {"knn_bank": "site", "patch_bank": "site"}}, profile.tensors).adapt(shipped_knn)
+    assert all(len(b) == 24 for b in alt.banks) and np.allclose(alt.means[1], site.mean(0), atol=1e-6)
     assert adapted["patchcore"].bank.shape[0] == profile.tensors["patch_bank"].shape[0] <= 24 * 132
     fused = adapted["fused_lungs"]
     assert fused.parts["patchcore"].bank is not dets["patchcore"].bank
