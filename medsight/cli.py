@@ -16,6 +16,7 @@ from medsight.errors import UserError, existing_file  # noqa: F401  (commands an
 
 COMMAND_MODULES = [
     "medsight.vision.commands",  # score, bench, weights
+    "medsight.vision.explain_commands",  # explain
     "medsight.training.commands",  # train, evaluate
     "medsight.nlp.commands",  # nlp ...
     "medsight.kb.commands",  # kb ...

@@ -33,8 +33,10 @@ def _latin1(text: str) -> str:
 
 
 def build_report(image: np.ndarray, result, model_version: str, disclaimer: str, overlay: np.ndarray | None = None,
-                 heatmap_method: str = "", gate_reasons: list[str] | None = None, title: str = "MedSight anomaly report") -> bytes:
-    """`image`: uint8 grayscale as scored; `result`: a ScoreResult; `overlay`: RGB heatmap overlay (or None)."""
+                 heatmap_method: str = "", gate_reasons: list[str] | None = None, title: str = "MedSight anomaly report",
+                 colour_bar: np.ndarray | None = None, heatmap_note: str = "") -> bytes:
+    """`image`: uint8 grayscale as scored; `result`: a ScoreResult; `overlay`: RGB heatmap overlay (or None) with its
+    `colour_bar` (RGB legend image, `medsight.vision.render.colour_bar`) and `heatmap_note` (how to read it)."""
     from fpdf import FPDF
 
     pdf = FPDF(format="A4", unit="mm")
@@ -58,6 +60,13 @@ def build_report(image: np.ndarray, result, model_version: str, disclaimer: str,
     pdf.cell(90, 4, "Radiograph (as scored)")
     pdf.cell(0, 4, _latin1(f"Heatmap: {heatmap_method}" if overlay is not None else "Heatmap: not computed"),
              new_x="LMARGIN", new_y="NEXT")
+    if overlay is not None and colour_bar is not None:
+        y = pdf.get_y() + 1
+        pdf.image(_png(colour_bar), x=108, y=y, w=88, h=88 * colour_bar.shape[0] / colour_bar.shape[1])
+        pdf.set_y(y + 88 * colour_bar.shape[0] / colour_bar.shape[1] + 1)
+    if overlay is not None and heatmap_note:
+        pdf.set_x(108)
+        pdf.multi_cell(88, 3.5, _latin1(heatmap_note), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
 
     pdf.set_font("Helvetica", "B", 12)
@@ -116,14 +125,24 @@ def case_report(case, pipeline, model: str | None = None) -> tuple[bytes, list[t
     """The PDF of `case` scored by `pipeline` (scored here if it was not yet) and the heatmap failures, if any."""
     from medsight.imaging.preprocess import to_square
     from medsight.vision.pipeline import DISCLAIMER
-    from medsight.vision.render import render_overlay
+    from medsight.vision.explain import map_meaning, stretch
+    from medsight.vision.render import colour_bar, render_overlay
 
     result = case.score(pipeline)
     square = to_square(case.image.pixels)
     method, heatmap, failures = report_heatmap(case, pipeline)
-    overlay = render_overlay(square, heatmap, 0.65, 0.0, True, True) if heatmap is not None else None
+    overlay = bar = None
+    note = ""
+    if heatmap is not None:
+        # on the normal films' scale where the detector has one: a LOW film's map stays quiet
+        meaning = map_meaning(pipeline, method)
+        vmax = meaning.display_max if meaning.absolute else None
+        overlay = render_overlay(square, heatmap if meaning.absolute else stretch(heatmap), 0.65, 0.0, True, True, vmax)
+        bar = colour_bar(vmax, True, caption=meaning.unit)
+        note = (f"Highest value {float(heatmap.max()):.2f}. " if meaning.absolute else "") + (
+            f"Note: {meaning.note}." if meaning.note else "")
     pdf = build_report(square, result, model or model_version(pipeline.detector.name), DISCLAIMER, overlay,
-                       method or "", None if result.scored else result.reasons)
+                       method or "", None if result.scored else result.reasons, colour_bar=bar, heatmap_note=note)
     return pdf, failures
 
 

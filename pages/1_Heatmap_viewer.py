@@ -1,5 +1,6 @@
-"""Heatmap viewer: the library's explanation methods side by side or one at a time, with opacity, threshold, CLAHE
-and the paper's clinical rendering (section 4.6)."""
+"""Heatmap viewer: the library's explanation methods side by side or one at a time, on the normal films' scale (or
+stretched per image, labelled), with a colour bar, opacity, threshold, CLAHE and the paper's clinical rendering
+(section 4.6)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,17 @@ if not detectors:
     st.stop()
 detector = state.active_detector()
 try:
-    from medsight.vision.explain import SPATIAL_NOTE
-    from medsight.vision.render import clahe, render_overlay
+    from medsight.vision.explain import SPATIAL_NOTE, map_meaning, stretch
+    from medsight.vision.render import clahe, colour_bar, render_overlay
 
     methods = state.heatmap_methods(detector)
+    with state.vision_pipeline(detector) as pipeline:
+        meanings = {m: map_meaning(pipeline, m) for m in methods}
 except ModelUnavailable as exc:
     state.show_unavailable(exc)
     st.stop()
 
+STRETCHED = "Stretched per image (every film looks equally strong)"
 controls, view = st.columns([1, 3])
 with controls:
     layout = st.radio("Layout", ["Side by side", "One at a time"], key="heatmap_layout")
@@ -43,11 +47,16 @@ with controls:
         chosen = st.multiselect("Methods", methods, default=default, key="heatmap_methods")
     else:
         chosen = [st.selectbox("Method", methods, key="heatmap_method")]
-    clinical = st.toggle("Clinical rendering (paper 4.6: black-red-orange-yellow LUT, adaptive alpha)", value=True,
-                         key="heatmap_clinical")
+    scale = st.radio("Colour scale", ["Normal films' scale (the same colour means the same on every film)", STRETCHED],
+                     key="heatmap_scale",
+                     help="On the normal films' scale, 1.0 is what only the most unusual 1% of held-out training "
+                          "normals reach, so a film that scores LOW looks quiet. Stretched, each map runs from its own "
+                          "minimum to its own maximum: fine for the shape, not for how strong it is.")
+    stretched = scale == STRETCHED
+    clinical = st.toggle("Clinical rendering (paper 4.6: black-red-orange-yellow LUT)", value=True, key="heatmap_clinical")
     use_clahe = st.toggle("CLAHE on the radiograph", value=True, key="heatmap_clahe")
     opacity = st.slider("Opacity (maximum alpha)", 0.0, 1.0, 0.65, 0.05, key="heatmap_opacity")
-    threshold = st.slider("Hide map values below", 0.0, 1.0, 0.0, 0.05, key="heatmap_threshold")
+    threshold = st.slider("Hide map values below (share of the colour scale)", 0.0, 1.0, 0.0, 0.05, key="heatmap_threshold")
     st.caption(f"Detector: {detector}. Maps are at the 224x224 square the backbone saw (centre crop).")
 
 square = to_square(study.image.pixels)
@@ -63,8 +72,20 @@ with view:
                 state.log.exception("heatmap %s failed", method)
                 column.error(f"{method} failed: {type(exc).__name__}: {exc}")
                 continue
-            column.image(render_overlay(square, heatmap, opacity, threshold, use_clahe, clinical),
-                         caption=f"{method}", width="stretch")
+            meaning = meanings[method]
+            absolute = meaning.absolute and not stretched
+            shown = heatmap if absolute else stretch(heatmap)
+            vmax = meaning.display_max if absolute else None
+            column.image(render_overlay(square, shown, opacity, threshold * (vmax or 1.0), use_clahe, clinical, vmax),
+                         caption=f"{method} ({'normal films’ scale' if absolute else 'stretched per image'})",
+                         width="stretch")
+            unit = ("stretched per image (your choice): min = this film's lowest value, max = its highest"
+                    if stretched else meaning.unit)
+            column.image(colour_bar(vmax, clinical, caption=unit), width="stretch")
+            if absolute:
+                column.caption(f"Highest value on this film: {float(heatmap.max()):.2f}.")
+            if meaning.note:
+                column.caption(f"Note: {meaning.note}.")
             if method == "latent_attention":
                 column.caption(SPATIAL_NOTE)
             note = views.faithfulness_note(detector, method)

@@ -1,5 +1,5 @@
-"""CLI subcommands for the out-of-distribution gate (gate-fit, gate-eval) and the heatmap / stability measurements
-(explain-eval, stability-eval)."""
+"""CLI subcommands for the out-of-distribution gate (gate-fit, gate-eval), the heatmaps' normal scale (map-fit) and
+the heatmap / stability measurements (explain-eval, stability-eval)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def register(sub) -> None:
     p.add_argument("--n-transform", type=int, default=60, help="radiographs per blank/inverted/rotated/... transform")
     p.add_argument("--weights", default=None)
     p.set_defaults(func=cmd_gate_eval)
+
+    p = sub.add_parser("map-fit", help="heatmap scales from held-out training normals (weights/<detector>.mapscale.json)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--detector", action="append", default=None, help="repeatable; default: the shipped default")
+    p.add_argument("--atlas", action="store_true", help="first (re)build the lung-field atlas (weights/lung_atlas.png)")
+    p.add_argument("--weights", default=None, help="weights folder (default: weights/)")
+    p.set_defaults(func=cmd_map_fit)
 
     p = sub.add_parser("explain-eval", help="heatmap faithfulness (deletion / insertion) and lung-field share")
     p.add_argument("--manifest", required=True)
@@ -74,6 +81,16 @@ def cmd_gate_eval(args) -> int:
     if "combined_cached_dev" in f:
         c = f["combined_cached_dev"]
         print(f"all cached dev radiographs: false flags {c['rate']:.4f} of {c['n']}")
+    return 0
+
+
+def cmd_map_fit(args) -> int:
+    from medsight.training.map_fit import fit_atlas, fit_map_scales
+    from medsight.vision.detectors.catalog import DEFAULT_DETECTOR
+
+    if args.atlas:
+        print(f"wrote {fit_atlas(args.manifest, args.weights)}")
+    fit_map_scales(args.manifest, args.detector or [DEFAULT_DETECTOR], args.weights)
     return 0
 
 

@@ -5,8 +5,9 @@ track the detector's score; a faithful map makes the score fall fastest, so a lo
 from the blurred image and put back the most salient pixels first; a faithful map restores the score fastest.
 Scores are expressed relative to the clean image's score, in units of the held-out normal-score IQR, and every method
 is compared with a smooth random map on the same image (the baseline a map has to beat).
-Location: the share of each map's mass inside a rough lung-field box and in the image's outer border band, against
-those regions' share of the area (what a uniform map would give).
+Location: the share of each map's mass in the lung fields, the mediastinum, below the diaphragm and the border band
+(within 16 px of the square's edge), from the lung-field atlas (`medsight.vision.regions`), against those regions'
+share of the area (what a uniform map would give).
 
 Caveat: blurring is itself a change the detector may score as anomalous, so the whole-image blur shift is reported.
 ROAD (Rong et al. 2022, "A Consistent and Efficient Evaluation Strategy for Attribution Methods") answers that
@@ -25,15 +26,13 @@ import cv2
 import numpy as np
 
 from medsight.imaging.preprocess import INPUT_SIZE, to_square
+from medsight.vision.regions import BORDER_PX
 
 #: default fractions of pixels replaced (0 and 1 are shared by every method)
 FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
 BLUR_SIGMA = 10.0
-#: rough lung-field box in the 224x224 centre crop (rows, columns as fractions): apices to costophrenic angles
-LUNG_BOX = (0.12, 0.85, 0.10, 0.90)
 #: ROAD: fractions of pixels removed and imputed
 ROAD_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
-BORDER = 0.08  # outer band (fraction of the side) where markers, text and collimation edges sit
 
 
 def blurred(gray: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
@@ -86,18 +85,10 @@ def road_views(gray: np.ndarray, saliency: np.ndarray, fractions: Sequence[float
 
 
 def map_location(saliency: np.ndarray) -> dict:
-    """Share of the map's mass inside the lung box and in the border band, and those regions' share of the area."""
-    h, w = saliency.shape
-    m = np.clip(np.asarray(saliency, dtype=np.float64), 0, None)
-    total = m.sum() or 1.0
-    t, b, l, r = LUNG_BOX
-    lung = np.zeros((h, w), bool)
-    lung[int(t * h) : int(b * h), int(l * w) : int(r * w)] = True
-    bh, bw = int(BORDER * h), int(BORDER * w)
-    border = np.ones((h, w), bool)
-    border[bh : h - bh, bw : w - bw] = False
-    return {"lung_mass": float(m[lung].sum() / total), "border_mass": float(m[border].sum() / total),
-            "lung_area": float(lung.mean()), "border_area": float(border.mean())}
+    """Share of the map's mass in each atlas region (`<region>_mass`) and the regions' share of the area."""
+    from medsight.vision.regions import map_location as located
+
+    return located(saliency)
 
 
 def _auc(fractions: Sequence[float], curve: np.ndarray) -> float:
@@ -170,5 +161,5 @@ def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] 
     out["_summary"] = {"detector": det.name, "n_images": len(images), "fractions": list(fractions),
                        "blur_sigma": BLUR_SIGMA, "score_unit": "held-out normal-score IQR",
                        "normal_score_iqr": spread, "median_blur_shift": float(np.median(blur_shift)),
-                       "lung_box": LUNG_BOX, "border_band": BORDER, "road_fractions": list(road) if road else None}
+                       "regions": "lung-field atlas (weights/lung_atlas.png)", "border_band_px": BORDER_PX, "road_fractions": list(road) if road else None}
     return out
