@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -35,6 +36,29 @@ def _backbone():
     from medsight.vision.backbone import load_backbone
 
     return load_backbone("auto", None)
+
+
+def cached_site_maps(files: Sequence[str], progress: bool = True) -> np.ndarray:
+    """Feature maps of these files from the feature cache: from any complete clean-view store that holds them all
+    (an evaluation's cache of a whole split, say), else extracted once into their own resumable store."""
+    from medsight.imaging.preprocess import INPUT_CONTRACT
+    from medsight.training.features import FeatureStore, cached_maps
+    from medsight.vision.features import GRID, LAYERS
+
+    files = [str(f) for f in files]
+    want = json.loads(json.dumps({"grid": GRID, "layers": LAYERS, "contract": INPUT_CONTRACT}))
+    root = Path(config.CACHE_DIR) / "features"
+    for meta_path in sorted(root.glob("*/meta.json")) if root.is_dir() else []:
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("view") != "clean" or meta.get("seed") != 0 or {k: meta.get(k) for k in want} != want:
+                continue
+            listed = (meta_path.parent / "files.txt").read_text().splitlines()
+            if len(listed) >= len(files) and set(files) <= set(listed):
+                return np.asarray(FeatureStore.open(meta_path.parent).select(files))
+        except (OSError, ValueError, RuntimeError):
+            continue
+    return np.asarray(cached_maps(files, _backbone, progress=progress))
 
 
 def images_in_folder(folder: str | Path) -> list[Path]:
@@ -83,7 +107,6 @@ def fit_from_manifest(name: str, manifest: str | Path, split: str | None = None,
     """Profile from a manifest's normal rows (`is_normal == 1`; of one split and source if given), held-out folds
     by `patient_id` where the manifest has it. Features come from the resumable feature cache."""
     from medsight.training.dataset import read_manifest
-    from medsight.training.features import cached_maps
 
     check_name(name)
     df = read_manifest(manifest, split)
@@ -93,7 +116,7 @@ def fit_from_manifest(name: str, manifest: str | Path, split: str | None = None,
         df = df[df["source"] == source]
     df = df[df["is_normal"] == 1].reset_index(drop=True)
     groups = df["patient_id"].fillna("").astype(str).tolist() if "patient_id" in df.columns else None
-    maps = cached_maps(df["path"], _backbone, progress=progress is None)
+    maps = cached_site_maps(df["path"].tolist(), progress=progress is None)
     what = f"manifest {Path(manifest).name}" + (f", split {split}" if split else "") + (f", source {source}" if source else "")
     return _fit(name, maps, df["file"].astype(str).tolist(), groups, what, weights_dir, detectors, save, progress, root)
 
@@ -101,13 +124,11 @@ def fit_from_manifest(name: str, manifest: str | Path, split: str | None = None,
 def fit_from_images(name: str, folder: str | Path, weights_dir=None, save: bool = True, progress: Progress | None = None,
                     root=None, detectors: dict | None = None) -> SiteProfile:
     """Profile from every image under a folder (all taken as normal films; no patient ids: folds by film)."""
-    from medsight.training.features import cached_maps
-
     check_name(name)
     files = images_in_folder(folder)
     if not files:
         raise SiteError(f"no PNG, JPEG, DICOM or TIFF files under {folder}.")
-    maps = cached_maps([str(f.resolve()) for f in files], _backbone, progress=progress is None)
+    maps = cached_site_maps([str(f.resolve()) for f in files], progress=progress is None)
     names = [str(f.relative_to(folder)) for f in files]
     return _fit(name, maps, names, None, f"folder {Path(folder).name} ({len(files)} films)", weights_dir, detectors,
                 save, progress, root)

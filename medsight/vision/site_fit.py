@@ -1,9 +1,10 @@
 """Fitting a site profile from the feature maps of a site's normal films (issue 13).
 
-1. Site reference from all films: pooled embeddings for the k-NN detectors' members, a coreset of lung-field
-   patches for PatchCore (`medsight.vision.sites`).
+1. Site reference from all films: pooled embeddings for the k-NN detectors' members, a greedy coreset of
+   lung-field patches for PatchCore (`medsight.vision.sites`).
 2. Held-out site normals by cross-fitting: the films are split into folds by patient (by film where no patient is
-   known); each fold is scored against a reference built from the other folds. These out-of-fold signals give the
+   known); each fold is scored against the reference of the other folds' films (their embeddings, and the coreset
+   patches that came from them). These out-of-fold signals give the
    z-standardisation of every k-NN member and fusion part, and every detector's calibration (threshold at their
    95th percentile, risk bands, normal percentiles). Each film thus serves both as reference and, once, as a
    held-out normal; the final reference (all films) is a little larger than each fold's, so new normals score a
@@ -62,9 +63,11 @@ def leaves(detectors: dict[str, Detector]) -> dict[str, Detector]:
     return out
 
 
-def site_reference(maps: np.ndarray, detectors: dict[str, Detector], method: dict, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The site's normals as tensors: pooled unit embeddings per (layer, region) and a patch coreset."""
-    tensors = {}
+def site_reference(maps: np.ndarray, detectors: dict[str, Detector], method: dict, seed: int = 0
+                   ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """The site's normals as tensors: pooled unit embeddings per (layer, region) (one row per film) and a greedy
+    coreset of lung-field patches; and for each coreset patch the index of the film it comes from."""
+    tensors, owner = {}, np.zeros(0, dtype=int)
     for det in leaves(detectors).values():
         if det.kind == "pooled_knn":
             for m in det.config["members"]:
@@ -75,10 +78,20 @@ def site_reference(maps: np.ndarray, detectors: dict[str, Detector], method: dic
             mask = torch.from_numpy(region_mask(**det.config["region"]))
             patches = torch.cat([det.patch_features(np.asarray(maps[i : i + 64], dtype=np.float32))[:, mask].reshape(-1, det.bank.shape[1])
                                  for i in range(0, len(maps), 64)])
-            n = min(int(method.get("patch_bank_size", 8000)), len(patches))
-            keep = greedy_coreset(patches, n, seed=seed) if n < len(patches) else np.arange(len(patches))
-            tensors["patch_bank"] = patches[torch.from_numpy(np.sort(keep))].half().contiguous()
-    return tensors
+            n = min(int(method.get("patch_bank_size", 4000)), len(patches))
+            keep = np.sort(greedy_coreset(patches, n, seed=seed)) if n < len(patches) else np.arange(len(patches))
+            tensors["patch_bank"] = patches[torch.from_numpy(keep)].half().contiguous()
+            owner = keep // int(mask.sum())
+    return tensors, owner
+
+
+def _subset(tensors: dict[str, torch.Tensor], owner: np.ndarray, films: np.ndarray) -> dict[str, torch.Tensor]:
+    """The reference of a subset of the films: their embedding rows and the coreset patches that came from them
+    (a held-out fold never finds its own patches in the bank)."""
+    out = {k: v[torch.from_numpy(films)] for k, v in tensors.items() if k.startswith("pooled.")}
+    if "patch_bank" in tensors:
+        out["patch_bank"] = tensors["patch_bank"][torch.from_numpy(np.flatnonzero(np.isin(owner, films)))]
+    return out
 
 
 def _signals(det: Detector, maps: np.ndarray, chunk: int = 64) -> dict[str, np.ndarray]:
@@ -111,18 +124,18 @@ def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: di
     refs = leaves(detectors)
     detectors = refs | dict(detectors)  # a fusion's parts get their own entries (the fusion adapts them)
     probe = SiteProfile(name, {"method": method}, {})
+    say(0.0, "site reference from all films")
+    tensors, owner = site_reference(maps, refs, method)
     # out-of-fold raw signals of every reference-holding detector
     oof: dict[str, dict[str, np.ndarray]] = {}
     folds = group_folds(groups, n_folds)
     for f, (ref_idx, held) in enumerate(folds):
-        say(f / (len(folds) + 1), f"held-out fold {f + 1} of {len(folds)}")
-        probe.tensors = site_reference(maps[ref_idx], refs, method)
+        say((f + 1) / (len(folds) + 1), f"held-out fold {f + 1} of {len(folds)}")
+        probe.tensors = _subset(tensors, owner, ref_idx)
         for dname, det in refs.items():
             sig = _signals(probe.with_reference(det), maps[held])
             for k, v in sig.items():
                 oof.setdefault(dname, {}).setdefault(k, np.zeros(len(maps)))[held] = v
-    say(len(folds) / (len(folds) + 1), "site reference from all films")
-    tensors = site_reference(maps, refs, method)
     entries, shipped_view = {}, {}
     for dname, det in detectors.items():
         entry = {"trained_at": (det.card or {}).get("trained_at"), "kind": det.kind}
