@@ -41,6 +41,7 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=40, help="abnormal dev images (stratified by label)")
     p.add_argument("--detector", action="append", default=None, help="repeatable; default: the shipped default")
     p.add_argument("--road", action="store_true", help="also the ROAD metric (noisy linear imputation, MoRF / LeRF)")
+    p.add_argument("--road-only", action="store_true", help="ROAD without the blur deletion / insertion curves (half the time)")
     p.set_defaults(func=cmd_explain_eval)
 
     p = sub.add_parser("stability-eval", help="score change under resampling, JPEG, gamma and window changes")
@@ -107,20 +108,25 @@ def _manifest_rows(manifest: str, n: int, abnormal_only: bool):
 def cmd_explain_eval(args) -> int:
     from medsight.imaging.load import load_image
     from medsight.vision.commands import _pipeline
-    from medsight.training.faithfulness import ROAD_FRACTIONS, faithfulness
+    from medsight.training.faithfulness import FRACTIONS, ROAD_FRACTIONS, faithfulness
 
     rows = _manifest_rows(args.manifest, args.n, abnormal_only=True)
     images = [load_image(p).pixels for p in rows["path"]]
     out = {}
     for name in args.detector or [None]:
         pipe = _pipeline(name)
-        out[pipe.detector.name] = faithfulness(pipe, images, road=ROAD_FRACTIONS if args.road else None, log=print)
+        road = ROAD_FRACTIONS if args.road or args.road_only else None
+        out[pipe.detector.name] = faithfulness(pipe, images, fractions=(0.0, 1.0) if args.road_only else FRACTIONS,
+                                               road=road, log=print)
         for method, v in out[pipe.detector.name].items():
             if method != "_summary":
-                road = (f" ROAD MoRF {v['road_morf']:.3f} LeRF {v['road_lerf']:.3f} combined {v['road_combined']:.3f}"
-                        if "road_combined" in v else "")
-                print(f"{pipe.detector.name} {method}: deletion {v['deletion_auc']:.3f} insertion {v['insertion_auc']:.3f} "
-                      f"lung mass {v['lung_mass']:.2f} border mass {v['border_mass']:.2f}{road}")
+                line = (f"ROAD MoRF {v['road_morf']:.3f} LeRF {v['road_lerf']:.3f} combined {v['road_combined']:.3f} "
+                        f"(beats random {v['share_road_beats_random']:.0%}) " if "road_combined" in v else "")
+                if v["deletion_auc"] is not None:
+                    line += f"deletion {v['deletion_auc']:.3f} insertion {v['insertion_auc']:.3f} "
+                loc = (f"lung mass {v['lung_mass']:.2f} border mass {v['border_mass']:.2f} (medians {v['median_lung_mass']:.2f}, "
+                       f"{v['median_border_mass']:.2f})" if v["lung_mass"] is not None else "no map had any mass")
+                print(f"{pipe.detector.name} {method}: {line}{loc}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "metrics.json").write_text(json.dumps({"manifest": args.manifest, "files": list(rows["file"]), "detectors": out}, indent=1))
     return 0

@@ -85,10 +85,19 @@ def road_views(gray: np.ndarray, saliency: np.ndarray, fractions: Sequence[float
 
 
 def map_location(saliency: np.ndarray) -> dict:
-    """Share of the map's mass in each atlas region (`<region>_mass`) and the regions' share of the area."""
+    """Share of the map's mass in each atlas region (`<region>_mass`; NaN for a map with no mass) and the regions'
+    share of the area."""
     from medsight.vision.regions import map_location as located
 
-    return located(saliency)
+    loc = located(saliency)
+    if not float(np.clip(saliency, 0, None).sum()) > 0:
+        loc = {k: float("nan") if k.endswith("_mass") else v for k, v in loc.items()}
+    return loc
+
+
+def _nan_stat(stat, values) -> float | None:
+    v = np.asarray(values, dtype=np.float64)
+    return None if np.isnan(v).all() else float(stat(v))
 
 
 def _auc(fractions: Sequence[float], curve: np.ndarray) -> float:
@@ -101,7 +110,9 @@ def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] 
                  log=None) -> dict:
     """Deletion / insertion AUCs and map location per explanation method (plus "random") for the pipeline's
     detector, averaged over `images` (uint8 grayscale); with `road` (fractions, e.g. ROAD_FRACTIONS) also the ROAD
-    MoRF / LeRF curves. Returns {method: {...}} and a "_summary" entry."""
+    MoRF / LeRF curves. `fractions` without any strictly between 0 and 1 skips deletion / insertion (their AUCs are
+    then None). Returns {method: {...}} and a "_summary" entry; location shares are means (and medians) over the
+    maps that have any mass."""
     from medsight.training.stability import normal_spread
     from medsight.vision.explain import available_methods, explain
 
@@ -146,11 +157,14 @@ def faithfulness(pipeline, images: Sequence[np.ndarray], methods: Sequence[str] 
     for m in methods:
         d, ins = np.array(per[m]["deletion"]), np.array(per[m]["insertion"])
         loc = per[m]["location"]
-        out[m] = {"deletion_auc": float(d.mean()), "insertion_auc": float(ins.mean()),
-                  "deletion_minus_random": float((d - rnd_del).mean()), "insertion_minus_random": float((ins - rnd_ins).mean()),
-                  "share_deletion_beats_random": float(np.mean(d < rnd_del)),
-                  "share_insertion_beats_random": float(np.mean(ins > rnd_ins)),
-                  **{k: float(np.mean([x[k] for x in loc])) for k in loc[0]},
+        blur = {"deletion_auc": float(d.mean()), "insertion_auc": float(ins.mean()),
+                "deletion_minus_random": float((d - rnd_del).mean()), "insertion_minus_random": float((ins - rnd_ins).mean()),
+                "share_deletion_beats_random": float(np.mean(d < rnd_del)),
+                "share_insertion_beats_random": float(np.mean(ins > rnd_ins))}
+        out[m] = {**{k: (v if inner else None) for k, v in blur.items()},
+                  **{k: _nan_stat(np.nanmean, [x[k] for x in loc]) for k in loc[0]},
+                  **{f"median_{k}": _nan_stat(np.nanmedian, [x[k] for x in loc]) for k in loc[0] if k.endswith("_mass")},
+                  "empty_maps": int(np.sum([np.isnan(x["lung_mass"]) for x in loc])),
                   "seconds_per_map": float(np.mean(per[m]["map_seconds"])), "n": int(len(d))}
         if road:
             morf, lerf = np.array(per[m]["morf"]), np.array(per[m]["lerf"])

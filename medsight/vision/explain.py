@@ -185,8 +185,8 @@ def private_backbone(backbone: nn.Module) -> nn.Module:
 
 
 def gradcam(pipeline, gray: np.ndarray, plus: bool = False) -> np.ndarray:
-    """Grad-CAM of the pipeline's detector, down-weighted outside the lung fields; its peak is the film's score excess
-    over the typical normal (`map_scale.ScoreScale`), or 1.0 (stretched) for a detector without calibration."""
+    """Grad-CAM of the pipeline's detector, down-weighted outside the lung fields; its peak is the film's score on the
+    held-out normals' scale (`map_scale.ScoreScale`), or 1.0 (stretched) for a detector without calibration."""
     from medsight.vision.regions import atlas_weight
 
     method = "gradcam++" if plus else "gradcam"

@@ -72,17 +72,19 @@ def explain_files(pipeline, paths: list[str], method: str, out: Path, stretched:
                 heat = explain(pipeline, image, method, stretched=stretched).astype(np.float32)
                 name = _stem(path, taken) + ".npy"
                 np.save(out / name, heat)
-                loc = map_location(heat)
+                empty = not float(np.clip(heat, 0, None).sum()) > 0  # no mass: its shares are undefined (null)
+                loc = {k: None if empty else round(v, 4) for k, v in map_location(heat).items() if k.endswith("_mass")}
                 records.append({"file": path, "map": name, "method": method, "detector": pipeline.detector.name,
                                 "scale": scale, "absolute": meaning.absolute and not stretched,
-                                "max": round(float(heat.max()), 4), "lung_mass": round(loc["lung_mass"], 4),
-                                "border_mass": round(loc["border_mass"], 4),
-                                **{k: round(loc[k], 4) for k in ("mediastinum_mass", "below_diaphragm_mass", "other_mass")},
-                                "note": meaning.note, "anomaly_score": result.anomaly_score, "risk": result.risk,
+                                "max": round(float(heat.max()), 4), "lung_mass": loc["lung_mass"],
+                                "border_mass": loc["border_mass"],
+                                **{k: loc[k] for k in ("mediastinum_mass", "below_diaphragm_mass", "other_mass")},
+                                "note": "the map is 0 everywhere" if empty else meaning.note,
+                                "anomaly_score": result.anomaly_score, "risk": result.risk,
                                 "frontal_cxr": result.scored, "reasons": result.reasons})
-                r = records[-1]
-                log(f"{path}: {method} max {r['max']:.2f}, lung {r['lung_mass']:.0%}, border {r['border_mass']:.0%} "
-                    f"-> {out / name}" + ("" if result.scored else f" (not a frontal chest film: {'; '.join(result.reasons)})"))
+                where = "empty map" if empty else f"lung {loc['lung_mass']:.0%}, border {loc['border_mass']:.0%}"
+                log(f"{path}: {method} max {float(heat.max()):.2f}, {where} -> {out / name}"
+                    + ("" if result.scored else f" (not a frontal chest film: {'; '.join(result.reasons)})"))
             jsonl.write(json.dumps(records[-1]) + "\n")
             jsonl.flush()
     return records

@@ -2,16 +2,16 @@
 
 For a patch anomaly map (a patch detector's nearest-normal distances on the 14x14 grid), the distances are smoothed
 over neighbouring patches (a Gaussian of 2 patches, 32 px: diffuse disease raises many neighbours a little), each
-position is standardised against the held-out training normals at the same grid position (median and spread; 0 at
-or below a typical normal), the map is down-weighted outside the lung fields (halved), and divided by the 99th
-percentile of those normal films' map maxima: 1.0 is as high as the highest point of the most unusual 1% of normal
-films. Positions the detector does not score are 0.
+position is standardised against the held-out training normals at the same grid position (0 at or below their lower
+quartile, in units of their spread), the map is down-weighted outside the lung fields (halved), and divided by the
+99th percentile of those normal films' map maxima: 1.0 is as high as the highest point of the most unusual 1% of
+normal films; a typical normal film peaks near 0.3. Positions the detector does not score are 0.
 
 For Grad-CAM (and Grad-CAM++), the CAM's own magnitude does not say how unusual a film is (on dev films, abnormal
-films have weaker CAMs than normal ones: AUROC of the CAM maximum 0.39), so the CAM gives the shape only: the
-lung-weighted CAM is divided by its maximum and multiplied by how far the film's score lies above the median of the
-detector's held-out normal scores, in units of (their 99th percentile - median) (`ScoreScale`). 1.0 is the peak of
-a film scoring like the most unusual 1% of normal films; a film scoring at or below the typical normal is 0.
+films have CAMs as strong as normal ones: AUROC of the CAM maximum 0.46-0.52), so the CAM gives the shape only: the
+lung-weighted CAM is divided by its maximum and multiplied by where the film's score lies among the detector's
+held-out normal scores (`ScoreScale`): 0 at their 1st percentile, 1.0 at their 99th. A typical normal film peaks
+near 0.5, a quarter of the colour scale; a film scoring like the most unusual 1% of normals peaks at 1.0.
 
 The patch statistics come from the held-out training normals only (`medsight map-fit`) and are stored beside the
 detector's weights as `<detector>.mapscale.json`; they apply only to the detector they were fitted with (same
@@ -36,10 +36,10 @@ PATCH_SIGMA = 2.0
 PATCH_OUTSIDE_WEIGHT = 0.5
 #: the top of the colour scale for absolute maps: twice the level that 1% of normal films reach
 DISPLAY_MAX = 2.0
-PATCH_UNIT = ("1.0 = the highest patch of the most unusual 1% of held-out normal films (0 = a typical normal patch "
-              "at that position)")
-CAM_UNIT = ("peak = how far the score lies above the median held-out normal; 1.0 = a score at the 99th percentile of "
-            "normals (shape: Grad-CAM)")
+PATCH_UNIT = ("1.0 = the highest point of the most unusual 1% of held-out normal films (0 = at or below the quieter "
+              "quarter of normal patches at that position)")
+CAM_UNIT = ("the map's peak is the film's score: 0 = the 1st percentile of held-out normal scores, 1.0 = their 99th "
+            "percentile (the shape is Grad-CAM's)")
 
 
 def fingerprint(detector) -> str:
@@ -51,11 +51,11 @@ def fingerprint(detector) -> str:
 
 @dataclass
 class PatchScale:
-    """Per-position statistics of held-out normal films' patch distances (14x14 grid, NaN where not scored), the
-    grid smoothing they were taken after, the weight outside the lung fields, and the 99th percentile of the normal
-    films' map maxima that makes 1.0."""
+    """Per-position statistics of held-out normal films' patch distances (14x14 grid, NaN where not scored: the lower
+    quartile as the floor, and the spread), the grid smoothing they were taken after, the weight outside the lung
+    fields, and the 99th percentile of the normal films' map maxima that makes 1.0."""
 
-    median: np.ndarray
+    floor: np.ndarray
     spread: np.ndarray
     sigma: float
     outside_weight: float
@@ -64,7 +64,7 @@ class PatchScale:
 
     @property
     def scored(self) -> np.ndarray:
-        return np.isfinite(self.median)
+        return np.isfinite(self.floor)
 
     @classmethod
     def fit(cls, distances: np.ndarray, scored: np.ndarray, weight: np.ndarray, sigma: float = PATCH_SIGMA,
@@ -72,11 +72,11 @@ class PatchScale:
         """`distances`: N x 14 x 14 of normal films; `scored`: 14 x 14 bool, the positions the detector reads;
         `weight`: the 224x224 lung-field weight (`regions.lung_weight(atlas, outside_weight)`)."""
         d = smooth_grid(np.asarray(distances, dtype=np.float64), scored, sigma)
-        med = np.median(d, axis=0)
         q25, q75 = np.percentile(d, [25, 75], axis=0)
         spread = np.maximum((q75 - q25) / 1.349, 1e-6)  # the IQR of a normal distribution's unit
-        med[~scored], spread[~scored] = np.nan, np.nan
-        scale = cls(med.astype(np.float32), spread.astype(np.float32), sigma, outside_weight, 1.0, int(len(d)))
+        floor = q25.copy()  # a lower anchor than the median: even a very quiet normal film keeps a (faint) map
+        floor[~scored], spread[~scored] = np.nan, np.nan
+        scale = cls(floor.astype(np.float32), spread.astype(np.float32), sigma, outside_weight, 1.0, int(len(d)))
         maxima = [float(m.max()) for m in scale.to_maps(distances, weight)]
         scale.film_max_q99 = max(float(np.percentile(maxima, quantile)), 1e-6)
         return scale
@@ -84,17 +84,17 @@ class PatchScale:
     def to_maps(self, distances: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """N x 14 x 14 distances -> N x 224 x 224 maps on the absolute scale (>= 0; 0 where not scored)."""
         d = smooth_grid(np.asarray(distances, dtype=np.float32), self.scored, self.sigma)
-        z = np.clip(np.nan_to_num((d - self.median) / self.spread, nan=0.0), 0, None).astype(np.float32)
+        z = np.clip(np.nan_to_num((d - self.floor) / self.spread, nan=0.0), 0, None).astype(np.float32)
         size = weight.shape[::-1]
         return np.stack([cv2.resize(g, size, interpolation=cv2.INTER_LINEAR) * weight for g in z]) / self.film_max_q99
 
     def to_dict(self) -> dict:
-        return {"median": _nested(self.median), "spread": _nested(self.spread), "sigma": self.sigma,
+        return {"floor": _nested(self.floor), "spread": _nested(self.spread), "sigma": self.sigma,
                 "outside_weight": self.outside_weight, "film_max_q99": self.film_max_q99, "n_films": self.n_films}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatchScale":
-        return cls(_array(d["median"]), _array(d["spread"]), float(d["sigma"]), float(d["outside_weight"]),
+        return cls(_array(d["floor"]), _array(d["spread"]), float(d["sigma"]), float(d["outside_weight"]),
                    float(d["film_max_q99"]), int(d["n_films"]))
 
 
@@ -111,10 +111,10 @@ def smooth_grid(grids: np.ndarray, scored: np.ndarray, sigma: float) -> np.ndarr
 
 @dataclass(frozen=True)
 class ScoreScale:
-    """The detector's held-out normal scores (its calibration): the median and the 99th percentile. A CAM's peak is
-    set to how far the film's score lies above that median, in units of (99th percentile - median)."""
+    """The detector's held-out normal scores (its calibration): their 1st and 99th percentiles. A CAM's peak is set to
+    where the film's score lies between them: 0 at the 1st percentile (or below), 1.0 at the 99th."""
 
-    median: float
+    low: float
     q99: float
 
     @classmethod
@@ -123,12 +123,11 @@ class ScoreScale:
         scores = np.asarray(getattr(cal, "normal_scores", None) or [], dtype=np.float64)
         if len(scores) < 20:
             return None
-        med, q99 = np.percentile(scores, [50, 99])
-        return cls(float(med), float(q99)) if q99 > med else None
+        low, q99 = np.percentile(scores, [1, 99])
+        return cls(float(low), float(q99)) if q99 > low else None
 
     def excess(self, score: float) -> float:
-        """0 at or below the median normal score, 1.0 at the 99th percentile of normal scores."""
-        return max(0.0, (float(score) - self.median) / (self.q99 - self.median))
+        return max(0.0, (float(score) - self.low) / (self.q99 - self.low))
 
 
 @dataclass

@@ -110,8 +110,9 @@ def test_score_scale_of_cams():
     det = PatchCore("pc")
     det.calibration = Calibration.from_normal_scores(np.linspace(0, 100, 101))
     s = map_scale.ScoreScale.of(det)
-    assert (s.median, s.q99) == pytest.approx((50, 99))
-    assert s.excess(10) == 0 and s.excess(50) == 0 and s.excess(99) == pytest.approx(1) and s.excess(148) == pytest.approx(2)
+    assert (s.low, s.q99) == pytest.approx((1, 99))
+    assert s.excess(-5) == 0 and s.excess(1) == 0 and s.excess(50) == pytest.approx(0.5)
+    assert s.excess(99) == pytest.approx(1) and s.excess(197) == pytest.approx(2)
     det.calibration = Calibration.from_normal_scores([0.1, 0.2])  # too few normals: no scale
     assert map_scale.ScoreScale.of(det) is None
 
