@@ -108,6 +108,7 @@ def _table(summary: list[dict]) -> str:
 
 def _plot(summary: list[dict], detector: str, source: str, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -123,6 +124,7 @@ def _plot(summary: list[dict], detector: str, source: str, path: Path) -> None:
             ax.axhline(base[key]["mean"], color=colour, linestyle=":", linewidth=1, label=f"{key} (no profile)")
     ax.set_xscale("log")
     ax.set_xticks(x, [str(v) for v in x])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("site normal films in the profile")
     ax.set_ylim(0, 1)
     ax.set_title(f"{detector} on {source}: held-out normals vs abnormal")
