@@ -184,3 +184,34 @@ def test_cli_site_fit_list_score_evaluate_remove(nih, tmp_path, capsys):
     assert metrics["site_profile"]["name"] == "ward3" and metrics["site_profile"]["n_films"] == 12
     assert metrics["confusion"]["threshold"] == pytest.approx(SiteProfile.load("ward3").calibration("fused_lungs").threshold)
     assert main(["site", "remove", "ward3"]) == 0 and list_profiles() == []
+
+
+def test_uploaded_films_and_a_zip_fit_a_session_profile(nih, cpu_backbone):
+    """The app's path: bytes in memory (files and a zip), features through the pipeline's backbone with progress,
+    unreadable files left out and listed, the profile not saved until asked."""
+    from medsight.sites.fitting import fit_from_uploads, read_zip
+    from medsight.vision.pipeline import AnomalyPipeline
+
+    picks, _, dets = nih
+    films = [(f"film{i}.jpg", open(p, "rb").read()) for i, p in enumerate(picks["path"][:12])]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in films[6:]:
+            z.writestr(f"normals/{name}", data)
+    items = films[:6] + read_zip(buf.getvalue()) + [("broken.png", b"\x89PNG\r\n\x1a\n not an image")]
+    pipe = AnomalyPipeline.load("fused_lungs", backbone=cpu_backbone, get_detector=dets.get)
+    seen = []
+    profile, skipped = fit_from_uploads("upload_site", items, pipe, dets, extract_progress=lambda f, t: seen.append(f))
+    assert profile.meta["n_films"] == 12 and not profile.saved and list_profiles() == []
+    assert len(skipped) == 1 and skipped[0].startswith("broken.png")
+    assert seen and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    before = profile.meta["before"]["fused_lungs"]
+    assert len(before["shipped_scores"]) == 12 and 0 <= before["shipped_flag_rate"] <= 1
+    from medsight.sites.views import before_after_figure, summary_rows
+
+    rows = {r["detector"]: r for r in summary_rows(profile)}
+    assert {r["reference"] for r in rows.values()} == {"site normals"} and set(rows) == set(DETECTORS)
+    fig = before_after_figure(profile, "fused_lungs")
+    assert len(fig.data) == 2 and sum(len(t.x) for t in fig.data) == 24  # the same 12 films, before and after
+    profile.save()
+    assert [p["name"] for p in list_profiles()] == ["upload_site"]
