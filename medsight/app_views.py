@@ -41,7 +41,7 @@ def faithfulness_note(detector: str, method: str) -> str | None:
     n = v["n"]
     return (f"Measured on {n} abnormal dev films: ROAD (remove and impute the most vs least salient pixels) beats a "
             f"random map on {round(v['share_road_beats_random'] * n)}/{n}; {v['lung_mass']:.0%} of the map on the "
-            f"lung field (58% of the area), {v['border_mass']:.0%} on the border band (28%).")
+            f"lung fields ({v['lung_area']:.0%} of the area), {v['border_mass']:.0%} on the border band ({v['border_area']:.0%}).")
 
 
 def calibration_figure(normal_scores, anomaly_score: float, threshold: float, medium: float) -> go.Figure:

@@ -1,6 +1,6 @@
 """Heatmaps with one interface: `explain(pipeline, image, method) -> 224x224 map` at the input geometry (the
-centre-cropped square the backbone saw), on the absolute scale fixed by normal films where the detector has one
-(`medsight.vision.map_scale`: 1.0 = as high as the most unusual 1% of held-out normal films, so a quiet film looks
+centre-cropped square the backbone saw), on an absolute scale fixed by held-out normal films where the detector has
+one (`medsight.vision.map_scale`: 1.0 = what only the most unusual 1% of normal films reach, so a quiet film looks
 quiet), else stretched to [0, 1] per image. `map_meaning(pipeline, method)` says which, and what 1.0 means.
 
 Methods:
@@ -8,10 +8,10 @@ Methods:
   detector without one, the pipeline's companion map detector's (`anomaly_map:patchcore`): a map of where the
   image differs from normal patches, not of what drove this detector's score. The method the app shows first.
 - `gradcam`, `gradcam++`: pytorch-grad-cam on the backbone's last convolution the detector reads, with the
-  detector's anomaly score as the target, without the library's per-image scaling. Outside the lung fields of the
-  atlas (`medsight.vision.regions`) the map is down-weighted: the default detector's score also reads the borders
-  (a whole-image view), and Grad-CAM's channel weights light every position with those channels' activations
-  (docs/vision_extras.md). Its hooks go on a module tree of the call's own that shares the frozen weights
+  detector's anomaly score as the target: the CAM gives the shape, the film's score the height. Outside the lung
+  fields of the atlas (`medsight.vision.regions`) and on the border band the map is down-weighted: the default
+  detector's score also reads the borders (a whole-image view), and Grad-CAM's channel weights paint the border's
+  padding-inflated activations even for a part that reads only the lungs (docs/vision_extras.md, 3.2). Its hooks go on a module tree of the call's own that shares the frozen weights
   (`private_backbone`), never on the backbone other sessions run: their forward passes would feed this call's
   hooks (another image's activations, or bf16 ones from an autocast pass).
 - `latent_attention`: the paper's map (4.6): [CLS] attention of the ViT's last layer over the 8 latent patches,
@@ -35,8 +35,8 @@ from medsight.vision import map_scale
 
 SPATIAL_NOTE = ("The paper's latent-attention map shows attention over 8 patches of the 256-d latent vector, which "
                 "have no spatial layout: the 2x4 grid is not a position in the radiograph.")
-#: Grad-CAM's weight outside the atlas lung fields and on the border band (chosen on dev films: median border mass
-#: 0.31 unweighted, see docs/vision_extras.md)
+#: Grad-CAM's weight outside the atlas lung fields and on the border band (read off 100 dev films: median border
+#: mass 0.338 unweighted, 0.154 at 0.25; docs/vision_extras.md, 3.2)
 CAM_OUTSIDE_WEIGHT = 0.25
 
 
