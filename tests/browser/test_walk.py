@@ -52,7 +52,7 @@ def main_area(page):
 
 def wait_text(page, text: str) -> None:
     """Wait until the main area's text contains `text` (Streamlit renders a page element by element)."""
-    page.wait_for_function("t => (document.querySelector('[data-testid=stMain]') || {}).innerText?.includes(t)", arg=text)
+    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text)
 
 
 def go(page, title: str, heading: str) -> None:
@@ -106,7 +106,7 @@ def test_walk_high_film_through_every_page(app_url, page, high_film, reference_p
     page.get_by_placeholder("Ask about the case").fill("What does a HIGH anomaly score mean for this radiograph?")
     page.keyboard.press("Enter")
     wait_text(page, "answered by:")
-    answer = main_area(page).inner_text()
+    answer = page.locator("body").inner_text()
     assert "HIGH risk band" in answer  # answered from the case itself, with its numbers
     assert "not a medical device" in answer.lower() or "not a diagnosis" in answer.lower()
     page.screenshot(path=str(SHOTS / "walk_4_chat.png"), full_page=True)
