@@ -8,10 +8,10 @@ quartile, in units of their spread), the map is down-weighted outside the lung f
 normal films; a typical normal film peaks near 0.3. Positions the detector does not score are 0.
 
 For Grad-CAM (and Grad-CAM++), the CAM's own magnitude does not say how unusual a film is (on dev films, abnormal
-films have CAMs as strong as normal ones: AUROC of the CAM maximum 0.46-0.52), so the CAM gives the shape only: the
-lung-weighted CAM is divided by its maximum and multiplied by where the film's score lies among the detector's
-held-out normal scores (`ScoreScale`): 0 at their 1st percentile, 1.0 at their 99th. A typical normal film peaks
-near 0.5, a quarter of the colour scale; a film scoring like the most unusual 1% of normals peaks at 1.0.
+films get no stronger CAMs than normal ones: AUROC of the unscaled maximum 0.52, Grad-CAM++ 0.65), so the CAM gives
+the shape only: the lung-weighted CAM is divided by its maximum and multiplied by where the film's score lies among
+the detector's held-out normal scores (`ScoreScale`): 0 at their 1st percentile, 1.0 at their 99th. A typical normal
+film peaks near 0.5, a quarter of the colour scale; a film scoring like the most unusual 1% of normals peaks at 1.0.
 
 The patch statistics come from the held-out training normals only (`medsight map-fit`) and are stored beside the
 detector's weights as `<detector>.mapscale.json`; they apply only to the detector they were fitted with (same
