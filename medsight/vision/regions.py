@@ -86,14 +86,16 @@ _LOCK = threading.Lock()
 
 
 def load_atlas(directory: str | Path | None = None) -> np.ndarray:
-    """The stored atlas (224x224 uint8 labels), read once per folder."""
+    """The stored atlas (224x224 uint8 labels), read once per file: from `directory` (default: the weights folder),
+    else the one shipped in the repository's weights/ (it belongs to the input geometry, not to a detector)."""
     from medsight import config
 
-    path = Path(directory or config.WEIGHTS_DIR) / ATLAS_FILE
+    candidates = [Path(directory or config.WEIGHTS_DIR) / ATLAS_FILE, config.REPO_ROOT / "weights" / ATLAS_FILE]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"no lung-field atlas at {candidates[0]}; run `medsight map-fit --atlas` to build it")
     with _LOCK:
         if str(path) not in _ATLAS:
-            if not path.is_file():
-                raise FileNotFoundError(f"no lung-field atlas at {path}; run `medsight map-fit` to build it")
             _ATLAS[str(path)] = np.asarray(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), dtype=np.uint8)
         return _ATLAS[str(path)]
 
