@@ -1,6 +1,6 @@
 """Vision: the frozen backbone, detectors (the paper's VAE + ViT and feature-space detectors), calibration,
 scoring and explanations."""
 
-from medsight.vision.pipeline import DEFAULT_DETECTOR, DISCLAIMER, AnomalyPipeline, ScoreResult, score_file
+from medsight.vision.pipeline import DEFAULT_DETECTOR, DISCLAIMER, AnomalyPipeline, ScoreResult
 
-__all__ = ["AnomalyPipeline", "ScoreResult", "score_file", "DEFAULT_DETECTOR", "DISCLAIMER"]
+__all__ = ["AnomalyPipeline", "ScoreResult", "DEFAULT_DETECTOR", "DISCLAIMER"]

@@ -46,11 +46,6 @@ class ScoreResult:
     #: what the loader did to the file (transparency flattened, extra frames ignored, downscaled), plain sentences
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def band_if_scored(self) -> str:
-        """The band a chest film with this score would get: for the teaching view of rejected images only."""
-        return self.gate.get("band_if_scored") or ""
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -120,19 +115,17 @@ class AnomalyPipeline:
         for i, im in enumerate(images):
             score = float(sig["score"][i])
             gate = check_frontal_cxr(im, oods[i])
-            band = cal.risk_band(score)
-            gate_dict = gate.to_dict() | ({} if gate.ok else {"band_if_scored": band})
             out.append(ScoreResult(
                 file=(names[i] if names else f"image{i}"),
                 anomaly_score=round(score, 6),
-                risk=band if gate.ok else None,
+                risk=cal.risk_band(score) if gate.ok else None,
                 components={k: round(float(sig[k][i]), 6) for k in self.detector.components if k in sig},
                 threshold=round(cal.threshold, 6),
                 normal_percentile=round(cal.normal_percentile(score), 2),
                 latency_ms=round(per_image_ms, 2),
                 detector=self.detector.name,
                 flagged=bool(gate.ok and score >= cal.threshold),
-                gate=gate_dict,
+                gate=gate.to_dict(),
                 scored=gate.ok,
                 reasons=list(gate.reasons),
                 notes=list(getattr(im, "notes", None) or []),
@@ -141,8 +134,8 @@ class AnomalyPipeline:
 
     def score_with_map(self, source: LoadedImage | str | Path | bytes, name: str | None = None) -> tuple[ScoreResult, np.ndarray, str]:
         """Score and a map from one backbone pass: the detector's own patch-level anomaly map where it has one, else
-        the companion map detector's (`anomaly_map:patchcore`), else Grad-CAM. Returns (result, 224x224 map in
-        [0, 1], method)."""
+        the companion map detector's (`anomaly_map:patchcore`), else Grad-CAM. Returns (result, 224x224 map on the
+        normal films' scale (`medsight.vision.explain`), method)."""
         from medsight.vision.explain import explain
 
         image = source if isinstance(source, LoadedImage) else load_image(source, name)
@@ -180,11 +173,3 @@ def _ood_state(directory: Path) -> dict | None:
 
 _OOD_CACHE: dict[tuple, dict | None] = {}
 _OOD_LOCK = threading.Lock()
-_CACHED: dict[str, AnomalyPipeline] = {}
-
-
-def score_file(path: str | Path, detector: str = DEFAULT_DETECTOR) -> dict:
-    """Score one file with a process-wide cached pipeline; a plain dict for callers outside the vision package."""
-    if detector not in _CACHED:
-        _CACHED[detector] = AnomalyPipeline.load(detector)
-    return _CACHED[detector].score(path).to_dict()
