@@ -137,30 +137,65 @@ def selector_weights(path: str = str(WEIGHTS_PATH)) -> tuple:
 
 
 PREFILTER = 20  # candidates embedded per question: the best by lexical evidence (dev: no loss in top-3 recall)
+RERANK = 40  # candidates the cross-encoder reads per question, the best by lexical evidence
 _LEXICAL = [FEATURES.index(f) for f in ("bm25_rel", "coverage", "bigrams")]
 
 
-def rank_sentences(question: str, passages) -> list[Candidate]:
-    """Candidates sorted by the fitted probability that they hold the answer (highest first). Only the PREFILTER
-    candidates with the most lexical evidence are embedded and ranked, which halves the time to the answer."""
+def lexical_order(question: str, candidates: Sequence[Candidate]) -> list[int]:
+    """Indices of `candidates`, the most lexical evidence for the question first (BM25, coverage, shared pairs)."""
     import numpy as np
 
-    candidates = candidate_sentences(passages)
     if not candidates:
         return []
+    X = features(question, candidates, 1, cosines=np.zeros(len(candidates)))
+    return [int(i) for i in np.argsort(-X[:, _LEXICAL].sum(axis=1), kind="stable")]
+
+
+def logistic_scores(question: str, candidates: Sequence[Candidate], n_passages: int) -> tuple:
+    """(indices, probabilities) from the fitted logistic selector; only the PREFILTER candidates with the most lexical
+    evidence are embedded and scored when the selector uses the similarity features."""
+    import numpy as np
+
     coef, intercept = selector_weights()
-    X = features(question, candidates, len(passages), cosines=np.zeros(len(candidates)))
-    keep = np.arange(len(candidates))
+    X = features(question, candidates, n_passages, cosines=np.zeros(len(candidates)))
+    keep = list(range(len(candidates)))
     if any(coef[FEATURES.index(f)] for f in ("cosine", "cosine_rel")):  # a lexical-only selector needs no embedding
         from medsight.kb.store import embed
 
-        keep = np.sort(np.argsort(-X[:, _LEXICAL].sum(axis=1), kind="stable")[:PREFILTER])
+        keep = sorted(lexical_order(question, candidates)[:PREFILTER])
         vecs = embed([question] + [candidates[i].text for i in keep])
         cosines = vecs[1:] @ vecs[0]
         X = X[keep]
         X[:, FEATURES.index("cosine")] = cosines
         X[:, FEATURES.index("cosine_rel")] = cosines - cosines.max()
-    probs = 1.0 / (1.0 + np.exp(-(X @ np.asarray(coef) + intercept)))
+    return keep, 1.0 / (1.0 + np.exp(-(X @ np.asarray(coef) + intercept)))
+
+
+def reranker_scores(question: str, candidates: Sequence[Candidate]) -> tuple:
+    """(indices, probabilities): the RERANK candidates with the most lexical evidence read by the cross-encoder
+    (`medsight.chat.reranker`); the probabilities are a softmax over them, as the reranker was trained."""
+    import numpy as np
+
+    from medsight.chat.reranker import score_sentences
+
+    keep = sorted(lexical_order(question, candidates)[:RERANK])
+    logits = score_sentences(question, [candidates[i].text for i in keep])
+    probs = np.exp(logits - logits.max())
+    return keep, probs / probs.sum()
+
+
+def rank_sentences(question: str, passages) -> list[Candidate]:
+    """Candidates sorted by how likely they hold the answer (highest first), `score` set: the cross-encoder's when its
+    weights are shipped, else the logistic selector's."""
+    from medsight.chat.reranker import reranker_available
+
+    candidates = candidate_sentences(passages)
+    if not candidates:
+        return []
+    if reranker_available():
+        keep, probs = reranker_scores(question, candidates)
+    else:
+        keep, probs = logistic_scores(question, candidates, len(passages))
     ranked = [candidates[i] for i in keep]
     for c, p in zip(ranked, probs):
         c.score = float(p)

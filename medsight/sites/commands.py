@@ -17,7 +17,7 @@ def register(sub) -> None:
     src.add_argument("--manifest", help="CSV manifest: its normal rows (is_normal = 1) are used")
     src.add_argument("--images", help="folder of normal films (PNG, JPEG, DICOM, TIFF), searched recursively")
     p.add_argument("--split", default=None, help="with --manifest: only this split")
-    p.add_argument("--source", default=None, help="with --manifest: only this source (e.g. nih_talo)")
+    p.add_argument("--source", default=None, help="with --manifest: only this source (e.g. nih_talo; required when the manifest holds several, or \"all\" to pool them)")
     p.add_argument("--weights", default=None, help="weights folder of the detectors to adapt (default: weights/)")
     p.set_defaults(func=cmd_fit)
 

@@ -110,11 +110,19 @@ def fit_from_manifest(name: str, manifest: str | Path, split: str | None = None,
 
     check_name(name)
     df = read_manifest(manifest, split)
-    if source:
+    if source and source != "all":
         if source not in set(df["source"]):
             raise SiteError(f"source {source!r} is not in the manifest (it has {', '.join(sorted(set(df['source'])))}).")
         df = df[df["source"] == source]
     df = df[df["is_normal"] == 1].reset_index(drop=True)
+    if not source and "source" in df.columns and df["source"].nunique() > 1:
+        counts = df["source"].value_counts()
+        listed = ", ".join(f"{s} {n:,}" for s, n in counts.items())
+        raise SiteError(f"the manifest's normal films{f' in split {split}' if split else ''} come from "
+                        f"{len(counts)} sources ({listed}); a site profile describes one site: add --source NAME, "
+                        "or --source all to pool them.")
+    if source == "all":
+        source = None
     groups = df["patient_id"].fillna("").astype(str).tolist() if "patient_id" in df.columns else None
     maps = cached_site_maps(df["path"].tolist(), progress=progress is None)
     what = f"manifest {Path(manifest).name}" + (f", split {split}" if split else "") + (f", source {source}" if source else "")

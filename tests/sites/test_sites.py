@@ -186,6 +186,21 @@ def test_cli_site_fit_list_score_evaluate_remove(nih, tmp_path, capsys):
     assert main(["site", "remove", "ward3"]) == 0 and list_profiles() == []
 
 
+def test_a_manifest_of_several_sites_needs_a_source(tmp_path, capsys):
+    """The shared dev manifest mixes three sources; a profile of all of them is not one site's: one sentence, exit 2,
+    before any feature is extracted (`--source all` pools them on purpose)."""
+    from medsight.cli import main
+
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"file": ["a.png", "b.png", "c.png", "d.png"], "label": ["normal"] * 3 + ["pneumonia"],
+                  "is_normal": [1, 1, 1, 0], "split": ["dev"] * 4, "source": ["site_a", "site_a", "site_b", "site_b"],
+                  "patient_id": ["p1", "p2", "p3", "p4"]}).to_csv(manifest, index=False)
+    assert main(["site", "fit", "mixed", "--manifest", str(manifest), "--split", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert "come from 2 sources (site_a 2, site_b 1)" in err and "--source" in err and err.count("\n") == 1
+    assert list_profiles() == []
+
+
 def test_uploaded_films_and_a_zip_fit_a_session_profile(nih, cpu_backbone):
     """The app's path: bytes in memory (files and a zip), features through the pipeline's backbone with progress,
     unreadable files left out and listed, the profile not saved until asked."""
