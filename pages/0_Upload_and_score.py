@@ -114,7 +114,11 @@ with result_col:
     m3.metric("Normals scoring lower", f"{result.normal_percentile:.1f}%")
     if not result.scored:
         st.caption("⚠️ Scored despite the warning above: not a meaningful result, so no risk band is given.")
-    st.caption(f"Latency {result.latency_ms:.0f} ms on {registry.status()['device']} · model {state.model_version(detector)}")
+    site = state.active_site()
+    st.caption((f"Reference: site profile **{site.name}** ({site.meta.get('n_films')} normal films of your site; "
+                "threshold and bands set on them). " if site is not None else
+                "Reference: the shipped normal films (no site profile; see the Site profile page). ")
+               + f"Latency {result.latency_ms:.0f} ms on {registry.status()['device']} · model {state.model_version(detector)}")
     st.markdown(views.table_html(views.components_table(result.components)), unsafe_allow_html=True)
 
 with state.vision_pipeline(detector) as pipeline:

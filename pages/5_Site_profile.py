@@ -39,13 +39,12 @@ def _label(choice) -> str:
 
 
 current = None if active is None else (active if not active.saved else active.name)
-index = next((i for i, c in enumerate(choices) if c is current or c == current), 0)
-picked = st.selectbox("Active site profile", range(len(choices)), index=index, format_func=lambda i: _label(choices[i]),
-                      key="site_select", help="Used on every page of this session: scores, heatmaps, the report.")
-if choices[picked] is not current and choices[picked] != current:
-    state.set_active_site(choices[picked])
-    st.rerun()
-active = state.active_site()
+# The widget follows the session's profile on every run (a fit or a save elsewhere on this page changes it); only a
+# pick by the user changes the profile.
+st.session_state["site_select"] = next((i for i, c in enumerate(choices) if c is current or c == current), 0)
+st.selectbox("Active site profile", range(len(choices)), format_func=lambda i: _label(choices[i]), key="site_select",
+             on_change=lambda: state.set_active_site(choices[st.session_state["site_select"]]),
+             help="Used on every page of this session: scores, heatmaps, the report.")
 if active is not None:
     s = active.summary()
     st.success(f"Scoring against site profile **{s['name']}**: {s['n_films']} normal films ({s['source']}), "

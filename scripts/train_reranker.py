@@ -1,4 +1,9 @@
-"""Train the extractive tier's sentence reranker (medsight/chat/reranker.py) on the COVID-QA development questions.
+"""An experiment, not shipped: all-MiniLM-L6-v2 fine-tuned as a cross-encoder that reranks the extractive tier's
+candidate sentences, trained on the COVID-QA development questions. It ranked worse than the logistic selector on the
+validation half (top-1 gold 0.30 vs 0.39; docs/chat.md), so the package does not use it.
+
+The question and one candidate sentence go through the encoder together ("[CLS] question [SEP] sentence [SEP]"),
+and a linear head on the pooled output gives a logit.
 
 Split as scripts/fit_answer_selector.py splits them (by article: even positions -> fitting half, odd -> validation
 half). For each fitting question the passages are retrieved as the chat retrieves them, every sentence becomes a
@@ -9,8 +14,8 @@ softmax cross-entropy over the group (listwise). Embeddings and the lowest `--fr
 pretrained. The recipe is fixed up front (no search on the validation half); the validation half is then scored
 once: does the top-1 (2, 3) sentence contain the gold answer, with the logistic selector as the baseline.
 
-    python scripts/train_reranker.py --out weights/chat_reranker          # train + report (about 10 CPU minutes)
-    python scripts/train_reranker.py --out weights/chat_reranker --eval-only
+    python scripts/train_reranker.py --out runs/reranker/r2 --frozen-layers 3 --lr 2e-4 --head-lr 2e-3 --epochs 3
+    python scripts/train_reranker.py --out runs/reranker/r2 --eval-only      # (25 min on 2 idle cores)
 """
 
 from __future__ import annotations
@@ -32,6 +37,24 @@ from fit_answer_selector import DEV, split_by_article  # noqa: E402
 
 from medsight.chat.qa_eval import normalise, read_questions  # noqa: E402
 from medsight.chat.selection import candidate_sentences, lexical_order  # noqa: E402
+
+MAX_LENGTH = 128  # word pieces for question + sentence (the sentence is truncated, never the question)
+
+
+def encode_pairs(tokenizer, question: str, sentences):
+    return tokenizer([question] * len(sentences), list(sentences), truncation="only_second", max_length=MAX_LENGTH,
+                     padding=True, return_tensors="pt")
+
+
+def score_sentences(model, tokenizer, question: str, sentences, batch_size: int = 32):
+    """One logit per sentence (higher: more likely to hold the answer)."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(sentences), batch_size):
+            out.append(model(**encode_pairs(tokenizer, question, sentences[start:start + batch_size])).logits[:, 0].double().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def bm25_retriever(corpus: str):
@@ -77,7 +100,6 @@ def train(rows, args):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from medsight.chat.reranker import encode_pairs
     from medsight.embeddings import is_frozen, model_path
 
     torch.manual_seed(args.seed)
@@ -146,12 +168,14 @@ def main(argv=None) -> int:
     parser.add_argument("--frozen-layers", type=int, default=4)
     parser.add_argument("--prefilter", type=int, default=40, help="candidates scored by the reranker per question")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="weights/chat_reranker")
+    parser.add_argument("--out", default="runs/reranker/default")
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args(argv)
 
-    from medsight.chat.reranker import score_sentences
+    from transformers import AutoModelForSequenceClassification
+
     from medsight.chat.selection import logistic_scores
+    from medsight.embeddings import load_finetuned
 
     fit_q, val_q = split_by_article(read_questions(args.questions))
     retriever = bm25_retriever(args.bm25_corpus)
@@ -174,10 +198,12 @@ def main(argv=None) -> int:
                 "train_minutes": minutes}
         save_finetuned(model, tokenizer, args.out, meta, args.frozen_layers)
 
+    model, tokenizer, _ = load_finetuned(AutoModelForSequenceClassification, args.out)
+
     def by_reranker(question, cands):
         scores = np.full(len(cands), -1e9)  # candidates are in lexical order: only the first `prefilter` are scored
         top = cands[:args.prefilter]
-        scores[:len(top)] = score_sentences(question, [c.text for c in top], args.out)
+        scores[:len(top)] = score_sentences(model, tokenizer, question, [c.text for c in top])
         return scores
 
     def by_selector(question, cands):

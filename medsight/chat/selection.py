@@ -137,7 +137,6 @@ def selector_weights(path: str = str(WEIGHTS_PATH)) -> tuple:
 
 
 PREFILTER = 20  # candidates embedded per question: the best by lexical evidence (dev: no loss in top-3 recall)
-RERANK = 40  # candidates the cross-encoder reads per question, the best by lexical evidence
 _LEXICAL = [FEATURES.index(f) for f in ("bm25_rel", "coverage", "bigrams")]
 
 
@@ -171,31 +170,13 @@ def logistic_scores(question: str, candidates: Sequence[Candidate], n_passages: 
     return keep, 1.0 / (1.0 + np.exp(-(X @ np.asarray(coef) + intercept)))
 
 
-def reranker_scores(question: str, candidates: Sequence[Candidate]) -> tuple:
-    """(indices, probabilities): the RERANK candidates with the most lexical evidence read by the cross-encoder
-    (`medsight.chat.reranker`); the probabilities are a softmax over them, as the reranker was trained."""
-    import numpy as np
-
-    from medsight.chat.reranker import score_sentences
-
-    keep = sorted(lexical_order(question, candidates)[:RERANK])
-    logits = score_sentences(question, [candidates[i].text for i in keep])
-    probs = np.exp(logits - logits.max())
-    return keep, probs / probs.sum()
-
-
 def rank_sentences(question: str, passages) -> list[Candidate]:
-    """Candidates sorted by how likely they hold the answer (highest first), `score` set: the cross-encoder's when its
-    weights are shipped, else the logistic selector's."""
-    from medsight.chat.reranker import reranker_available
-
+    """Candidates sorted by the fitted probability that they hold the answer (highest first), `score` set. Only the
+    PREFILTER candidates with the most lexical evidence are embedded and ranked, which halves the time to the answer."""
     candidates = candidate_sentences(passages)
     if not candidates:
         return []
-    if reranker_available():
-        keep, probs = reranker_scores(question, candidates)
-    else:
-        keep, probs = logistic_scores(question, candidates, len(passages))
+    keep, probs = logistic_scores(question, candidates, len(passages))
     ranked = [candidates[i] for i in keep]
     for c, p in zip(ranked, probs):
         c.score = float(p)

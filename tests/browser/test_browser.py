@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -19,6 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("MEDSIGHT_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = REPO / "tests" / "browser" / "screenshots"
+SITE_HOME = Path(tempfile.mkdtemp(prefix="medsight-home-"))  # $MEDSIGHT_HOME of the app under test
 PAGES = {"Heatmap_viewer": "Heatmap viewer", "Clinical_notes": "Clinical notes", "Chat": "Chat about this case",
          "Model_status": "Model status"}
 
@@ -35,7 +37,8 @@ def app_url(weights_ready):
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright")
     port = free_port()
-    env = dict(os.environ, MEDSIGHT_PRELOAD="vgg16,fused_lungs", MEDSIGHT_CHAT_TIERS="extractive")
+    env = dict(os.environ, MEDSIGHT_PRELOAD="vgg16,fused_lungs", MEDSIGHT_CHAT_TIERS="extractive",
+               MEDSIGHT_HOME=str(SITE_HOME))  # saved site profiles go to a throw-away folder, never the user's home
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.address", "127.0.0.1",
                              "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

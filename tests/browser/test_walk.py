@@ -189,3 +189,88 @@ def test_six_sessions_at_once_each_see_their_own_score_and_heatmaps(app_url, bro
     finally:
         for c in contexts:
             c.close()
+
+
+def test_walk_site_profile_from_a_zip_is_this_sessions_only(app_url, page, cxr_manifest):
+    """A teacher's own normal films as a zip (with a corrupt file and a non-film inside): fit -> the score page says
+    which reference scored the film and matches `medsight score --site` once saved; another session at the same time
+    keeps the shipped reference; Model status names the profile; a zip of nothing usable gets a message."""
+    import os
+    import zipfile
+
+    import pandas as pd
+
+    from test_browser import SITE_HOME
+
+    df = pd.read_csv(cxr_manifest)
+    nih = df[(df["split"] == "dev") & (df["source"] == "nih_talo")]
+    normals = [cxr_manifest.parent / f for f in nih[nih["is_normal"] == 1]["file"].head(12)]
+    film = cxr_manifest.parent / nih[nih["is_normal"] == 0]["file"].iloc[0]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in normals:
+            z.write(f, f"ward7/{f.name}")
+        z.writestr("ward7/broken.png", b"\x89PNG\r\n\x1a\n not really")
+        z.writestr("ward7/readme.txt", "not a film")
+    upload(page, app_url, str(film))
+    page.locator("#risk-band").wait_for()
+    shipped_score = main_area(page).locator("[data-testid=stMetricValue]").first.inner_text()
+    wait_text(page, "Reference: the shipped normal films")
+
+    go(page, "Site profile", "Site profile")
+    page.get_by_label("Profile name").fill("ward7")
+    page.locator("input[type=file]").first.set_input_files(
+        {"name": "ward7.zip", "mimeType": "application/zip", "buffer": buf.getvalue()})
+    page.get_by_role("button", name="Fit profile").click()
+    wait_text(page, "(this session only)")
+    wait_text(page, "Scoring against site profile ward7")
+    main = main_area(page)
+    assert "12 films" in main.inner_text() and "not used" in main.inner_text()  # broken.png is reported, not fatal
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.screenshot(path=str(SHOTS / "walk_site_1_fitted.png"), full_page=True)
+
+    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:  # another student on the same server, same film: still the shipped reference
+        p2 = other.new_page()
+        p2.set_default_timeout(600_000)
+        upload(p2, app_url, str(film))
+        p2.locator("#risk-band").wait_for()
+        wait_text(p2, "Reference: the shipped normal films")
+        assert main_area(p2).locator("[data-testid=stMetricValue]").first.inner_text() == shipped_score
+    finally:
+        other.close()
+
+    page.get_by_role("button", name="Save this profile").click()
+    wait_text(page, "(saved)")
+    assert (SITE_HOME / "sites" / "ward7" / "profile.json").is_file()
+    go(page, "Upload & score", "MedSight: upload & score")  # the study stays; it is scored again against the site
+    wait_text(page, "Reference: site profile ward7")
+    page.locator("#risk-band").wait_for()
+    site_score = main_area(page).locator("[data-testid=stMetricValue]").first.inner_text()
+    out = subprocess.run([sys.executable, "-m", "medsight.cli", "score", "--json", "--site", "ward7", str(film)],
+                         capture_output=True, text=True, timeout=900, check=True,
+                         env=dict(os.environ, MEDSIGHT_HOME=str(SITE_HOME))).stdout
+    assert site_score == f"{json.loads(out.splitlines()[0])['anomaly_score']:.3f}"
+    assert site_score != shipped_score
+    page.screenshot(path=str(SHOTS / "walk_site_2_scored.png"), full_page=True)
+
+    go(page, "Model status", "Model status")
+    wait_text(page, "Site profile in use: ward7")
+
+    go(page, "Site profile", "Site profile")  # hostile: a zip with nothing usable in it
+    page.locator("input[type=file]").first.set_input_files(
+        {"name": "junk.zip", "mimeType": "application/zip", "buffer": _zip_of({"a.png": b"garbage", "b.txt": b"x"})})
+    page.get_by_role("button", name="Fit profile").click()
+    main_area(page).locator("[data-testid=stAlert]", has_text="film").first.wait_for()
+    assert page.locator("[data-testid=stException]").count() == 0
+    wait_text(page, "Scoring against site profile ward7")  # the saved, active profile is kept
+
+
+def _zip_of(files: dict) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()

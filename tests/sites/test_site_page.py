@@ -40,3 +40,34 @@ def test_page_lists_and_activates_a_saved_profile(tmp_path, monkeypatch):
     active = at.session_state["active_site"]
     assert active == "ward7"
     assert any("Scoring against site profile" in s.value and "ward7" in s.value for s in at.success)
+
+
+def test_a_profile_fitted_in_the_session_stays_active_across_reruns(tmp_path, monkeypatch):
+    """The page's selector was drawn with "none" before the fit; the fitted profile must stay the active one (it used
+    to be switched off again by the selector's stale value on the rerun after the fit)."""
+    import numpy as np
+    import torch
+    from streamlit.testing.v1 import AppTest
+
+    from medsight.vision.scoring import Calibration
+    from medsight.vision.sites import SiteProfile
+
+    monkeypatch.setenv("MEDSIGHT_HOME", str(tmp_path))
+    cal = Calibration.from_normal_scores(np.linspace(0, 1, 50)).to_dict()
+    fitted = SiteProfile("ward9", {"n_films": 50, "created": "2026-12-03 10:00 UTC", "source": "50 uploaded films",
+                                   "files_sha256": "0" * 64, "fit_seconds": 1.0, "method": {},
+                                   "detectors": {"paper": {"calibration": cal}}},
+                         {"pooled.relu4_3.full": torch.zeros(50, 512, dtype=torch.float16)})
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    assert at.selectbox(key="site_select").value == 0
+    at.session_state["site_session_profile"] = fitted  # what the "Fit profile" button leaves before its rerun
+    at.session_state["active_site"] = fitted
+    at.run()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["active_site"] is fitted
+    assert any("Scoring against site profile" in s.value and "ward9" in s.value for s in at.success)
+    assert "ward9 (fitted in this session, not saved)" in at.selectbox(key="site_select").options
+    at.selectbox(key="site_select").set_value(0).run()  # the user picks "none": the shipped reference again
+    assert at.session_state["active_site"] is None
