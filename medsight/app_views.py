@@ -71,6 +71,8 @@ def component_label(key: str) -> str:
         return COMPONENT_NAMES[key]
     if key in PATCH_NAMES:
         return PATCH_NAMES[key]
+    if key == "site_student.score":
+        return "site profile: student-teacher error (relu3_3 -> relu4_3 regression, lung field)"
     if "." in key:
         detector, signal = key.split(".", 1)
         return f"{detector}: {component_label(signal)}"

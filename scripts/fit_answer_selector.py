@@ -65,20 +65,25 @@ def build_rows(questions, retrieve, cache: dict, use_cosine: bool = True):
     return out
 
 
-def top1_report(rows, coef, intercept) -> dict:
-    """Share of questions whose top-1 (top-2, top-3) sentences contain the gold answer, and the ceiling."""
+def topk_report(labelled) -> dict:
+    """Share of questions whose top-1 (top-2, top-3) sentences contain the gold answer, and the ceiling;
+    `labelled`: per question (labels, scores) of its candidates."""
     hits = {1: 0, 2: 0, 3: 0}
-    ceiling = 0
-    for _, cands, X, y in rows:
+    ceiling, n = 0, 0
+    for y, scores in labelled:
+        n += 1
         if not len(y):
             continue
-        ceiling += int(y.max())
-        order = np.argsort(-(X @ coef + intercept))
+        ceiling += int(np.max(y))
+        order = np.argsort(-np.asarray(scores), kind="stable")
         for k in hits:
-            hits[k] += int(y[order[:k]].max())
-    n = len(rows)
+            hits[k] += int(np.max(np.asarray(y)[order[:k]]))
     return {"questions": n, **{f"top{k}_contains_gold": round(v / n, 4) for k, v in hits.items()},
             "ceiling_gold_in_candidates": round(ceiling / n, 4)}
+
+
+def top1_report(rows, coef, intercept) -> dict:
+    return topk_report((y, X @ coef + intercept) for _, _, X, y in rows)
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,104 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medsight.vision.heads import FeatureStudent, PatchFlow  # noqa: E402
+from torch import nn  # noqa: E402
+
+from medsight.vision.detectors.student import FeatureStudent  # noqa: E402
+
+
+# The flow was measured here and not adopted (docs/sites.md), so it lives with its probe.
+class _Coupling(nn.Module):
+    def __init__(self, dim: int, cond: int, hidden: int, seed: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("perm", torch.randperm(dim, generator=g))
+        self.half = dim // 2
+        self.net = nn.Sequential(nn.Linear(self.half + cond, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, 2 * (dim - self.half)))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x[:, self.perm]
+        a, b = x[:, :self.half], x[:, self.half:]
+        s, t = self.net(torch.cat([a, c], dim=1)).chunk(2, dim=1)
+        s = 2.0 * torch.tanh(s / 2.0)  # bounded log-scales keep training stable
+        return torch.cat([a, b * torch.exp(s) + t], dim=1), s.sum(dim=1)
+
+
+class PatchFlow(nn.Module):
+    """Conditional normalising flow on whitened lung-field patch features. `fit` then `film_scores`."""
+
+    def __init__(self, dim: int = 64, blocks: int = 8, hidden: int = 128, cond: int = 16, positions: int = 196,
+                 seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.dim = dim
+        self.pos = nn.Embedding(positions, cond)
+        self.blocks = nn.ModuleList(_Coupling(dim, cond, hidden, seed + i) for i in range(blocks))
+        self.register_buffer("mean", torch.zeros(0))
+        self.register_buffer("proj", torch.zeros(0))
+
+    def _whiten(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) @ self.proj
+
+    def nll(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per patch (nats, up to the constant of the whitening)."""
+        z, logdet = self._whiten(x), torch.zeros(len(x))
+        c = self.pos(pos)
+        for block in self.blocks:
+            z, ld = block(z, c)
+            logdet = logdet + ld
+        return 0.5 * (z * z).sum(dim=1) + 0.5 * self.dim * np.log(2 * np.pi) - logdet
+
+    def fit(self, patches: torch.Tensor, epochs: int = 30, batch: int = 512, lr: float = 1e-3, progress=None):
+        """`patches`: films x positions x D, with positions the lung-field indices (all films the same)."""
+        n, p, d = patches.shape
+        flat = patches.reshape(-1, d).float()
+        pos = torch.arange(p).repeat(n)
+        mean = flat.mean(0)
+        u, sv, vt = torch.linalg.svd(flat - mean, full_matrices=False)
+        scale = sv[:self.dim] / np.sqrt(len(flat) - 1)
+        self.mean, self.proj = mean, (vt[:self.dim].T / (scale + 1e-6))
+        opt = torch.optim.Adam([q for name, q in self.named_parameters()], lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+        g = torch.Generator().manual_seed(0)
+        self.train()
+        for epoch in range(epochs):
+            order = torch.randperm(len(flat), generator=g)
+            total = 0.0
+            for start in range(0, len(flat), batch):
+                idx = order[start:start + batch]
+                loss = self.nll(flat[idx], pos[idx]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            sched.step()
+            if progress:
+                progress(f"flow epoch {epoch + 1}/{epochs}: nll {total / len(flat):.2f}")
+        self.eval()
+        return self
+
+    @torch.no_grad()
+    def patch_nll(self, patches: torch.Tensor) -> torch.Tensor:
+        n, p, d = patches.shape
+        return self.nll(patches.reshape(-1, d).float(), torch.arange(p).repeat(n)).reshape(n, p)
+
+    def film_scores(self, patches: torch.Tensor, top: int = 0) -> np.ndarray:
+        nll = self.patch_nll(patches)
+        if top:
+            nll = torch.topk(nll, min(top, nll.shape[1]), dim=1).values
+        return nll.mean(dim=1).numpy()
+
+
+def student_scores(student: FeatureStudent, maps, mask: np.ndarray, top: int = 0) -> np.ndarray:
+    """Mean (or top-`top`) lung-field relative regression error per film, as `StudentDetector` scores."""
+    with torch.no_grad():
+        err = (student.errors(torch.as_tensor(np.asarray(maps, dtype=np.float32))) / student.err_mean)[:, torch.from_numpy(mask)]
+    if top:
+        err = torch.topk(err, min(top, err.shape[1]), dim=1).values
+    return err.mean(dim=1).numpy()
 
 
 def pc_mean(pf, bank_films, films, bank_size=4000, seed=0):
@@ -35,9 +132,9 @@ def pc_mean(pf, bank_films, films, bank_size=4000, seed=0):
 
 def head_signals(maps, pf, mask, fit, films, epochs_flow, epochs_st):
     flow = PatchFlow().fit(pf[fit], epochs=epochs_flow)
-    student = FeatureStudent().fit(maps[fit], epochs=epochs_st)
+    student = FeatureStudent(hidden=256).fit(maps[fit], epochs=epochs_st)
     return {"flow.mean": flow.film_scores(pf[films]), "flow.top10": flow.film_scores(pf[films], top=10),
-            "student.mean": student.film_scores(maps[films], mask), "student.top10": student.film_scores(maps[films], mask, 10),
+            "student.mean": student_scores(student, maps[films], mask), "student.top10": student_scores(student, maps[films], mask, 10),
             "patchcore_site.mean": pc_mean(pf, fit, films)}
 
 

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from fit_answer_selector import DEV, split_by_article  # noqa: E402
+from fit_answer_selector import DEV, split_by_article, topk_report  # noqa: E402
 
 from medsight.chat.qa_eval import normalise, read_questions  # noqa: E402
 from medsight.chat.selection import candidate_sentences, lexical_order  # noqa: E402
@@ -140,18 +140,7 @@ def train(rows, args):
 
 def report(rows, score) -> dict:
     """Share of questions whose top-1/2/3 candidates (by `score(question, candidates)`) contain the gold answer."""
-    hits = {1: 0, 2: 0, 3: 0}
-    ceiling = 0
-    for q, cands, y in rows:
-        if not len(y):
-            continue
-        ceiling += int(y.any())
-        order = np.argsort(-score(q["query"], cands), kind="stable")
-        for k in hits:
-            hits[k] += int(y[order[:k]].any())
-    n = len(rows)
-    return {"questions": n, **{f"top{k}_contains_gold": round(v / n, 4) for k, v in hits.items()},
-            "ceiling_gold_in_candidates": round(ceiling / n, 4)}
+    return topk_report((y.astype(int), score(q["query"], cands)) for q, cands, y in rows)
 
 
 def main(argv=None) -> int:

@@ -29,11 +29,13 @@ from medsight.vision.detectors.base import Detector
 from medsight.vision.detectors.knn import _normalise, pooled_region
 from medsight.vision.detectors.patchcore import greedy_coreset, region_mask
 from medsight.vision.scoring import Calibration
-from medsight.vision.sites import PROFILE_VERSION, SiteError, SiteProfile, check_name, knn_key
+from medsight.vision.detectors.student import StudentDetector
+from medsight.vision.sites import PROFILE_VERSION, STUDENT_PART, SiteError, SiteProfile, check_name, knn_key
 
 #: how the site's normals enter each reference: "site" (the site's normals alone), "union" (ours and the site's);
 #: k-NN "auto": the site's bank for uncentred members, ours for centred ones (see `SiteProfile._adapt_knn`)
-DEFAULT_METHOD = {"knn_bank": "auto", "patch_bank": "site", "patch_bank_size": 4000}
+DEFAULT_METHOD = {"knn_bank": "auto", "patch_bank": "site", "patch_bank_size": 4000,
+                  "student": True, "student_epochs": 30, "student_folds": 2}
 MIN_FILMS = 10
 FOLDS = 5
 
@@ -108,6 +110,20 @@ def _z(v: np.ndarray) -> list[float]:
     return [float(np.mean(v)), float(np.std(v) + 1e-8)]
 
 
+def fit_student(maps: np.ndarray, groups: Sequence, method: dict, say) -> tuple[StudentDetector, np.ndarray]:
+    """The student-teacher part (`medsight.vision.detectors.student`) trained on all films, and each film's score
+    from a student trained without its fold (`student_folds` patient folds: fewer than the reference's folds, as
+    each costs a training)."""
+    oof = np.zeros(len(maps))
+    folds = group_folds(groups, int(method["student_folds"]), seed=1)
+    epochs = int(method["student_epochs"])
+    for f, (ref, held) in enumerate(folds):
+        say(f"student-teacher head, held-out fold {f + 1} of {len(folds)}")
+        oof[held] = StudentDetector.fit(maps[ref], epochs=epochs).signals(maps[held])["score"]
+    say("student-teacher head on all films")
+    return StudentDetector.fit(maps, STUDENT_PART, epochs=epochs), oof
+
+
 def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: dict[str, Detector],
                 groups: Sequence | None = None, source: str = "", method: dict | None = None, n_folds: int = FOLDS,
                 progress: Callable[[float, str], None] | None = None, before: bool = True) -> SiteProfile:
@@ -136,6 +152,10 @@ def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: di
             sig = _signals(probe.with_reference(det), maps[held])
             for k, v in sig.items():
                 oof.setdefault(dname, {}).setdefault(k, np.zeros(len(maps)))[held] = v
+    student = None
+    if method.get("student") and any(d.kind == "fusion" for d in detectors.values()):
+        student, student_oof = fit_student(maps, groups, method, lambda text: say(len(folds) / (len(folds) + 1), text))
+        tensors |= {f"{STUDENT_PART}.{k}": v for k, v in student.tensors().items()}
     entries, shipped_view = {}, {}
     for dname, det in detectors.items():
         entry = {"trained_at": (det.card or {}).get("trained_at"), "kind": det.kind}
@@ -147,6 +167,9 @@ def fit_profile(name: str, maps: np.ndarray, names: Sequence[str], detectors: di
             scores = oof[dname]["score"]
         elif det.kind == "fusion" and all(d in oof for d, _ in det.config["parts"]):
             vals = [oof[d][s] for d, s in det.config["parts"]]
+            if student is not None:  # one more part: the site's student-teacher head
+                vals.append(student_oof)
+                entry["student"] = STUDENT_PART
             entry["z"] = [_z(v) for v in vals]
             scores = _zsum(vals, entry["z"])
         else:  # no site reference: recalibrated on the site's normals only

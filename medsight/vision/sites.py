@@ -37,6 +37,8 @@ from medsight.vision.detectors.base import Detector
 from medsight.vision.scoring import Calibration
 
 PROFILE_VERSION = 1
+#: the fusion part a profile adds: a student-teacher head trained on the site's normals (tensors `site_student.*`)
+STUDENT_PART = "site_student"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -107,10 +109,24 @@ class SiteProfile:
         new.card = dict(det.card or {}) | {"site": self.summary()}
         if det.kind == "fusion":
             new.parts = {d: self.adapt(p) for d, p in det.parts.items()}
+            if entry.get("student"):
+                new.parts[entry["student"]] = self.student(entry["student"])
+                new.config["parts"] = [*det.config["parts"], [entry["student"], "score"]]
+                new.components = tuple(f"{d}.{sig}" for d, sig in new.config["parts"])
         if entry.get("z") is not None:
             new.config["z"] = [list(map(float, z)) for z in entry["z"]]
         new.calibration = Calibration.from_dict(entry["calibration"])
         return new
+
+    def student(self, part: str = STUDENT_PART) -> Detector:
+        """The profile's student-teacher head (`medsight.vision.detectors.student`), from its tensors."""
+        from medsight.vision.detectors.student import StudentDetector
+
+        prefix = f"{part}."
+        det = StudentDetector(part)
+        det.load_tensors({k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)})
+        det.card = {"site": self.name}
+        return det
 
     def with_reference(self, det: Detector) -> Detector:
         """A copy of `det` whose reference (k-NN banks and centring means, PatchCore's memory bank) is the site's;

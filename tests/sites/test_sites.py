@@ -104,6 +104,12 @@ def test_profile_adapts_copies_and_leaves_the_shipped_detectors_alone(nih):
     cal = fused.calibration
     assert cal.n_normals == 24 and cal.threshold == pytest.approx(np.quantile(cal.normal_scores, 0.95))
     assert profile.meta["n_films"] == 24 and profile.meta["n_patients"] == picks["patient_id"][:24].nunique()
+    # the site's student-teacher head is one more part of the fusion (not of the shipped one), with its own z
+    assert fused.components[-1] == "site_student.score" and len(fused.config["z"]) == len(fused.components)
+    assert "site_student.score" not in dets["fused_lungs"].components and "site_student" not in dets["fused_lungs"].parts
+    sig = fused.signals(maps)
+    assert np.isfinite(sig["score"]).all() and (sig["site_student.score"] > 0).all()
+    assert any(k.startswith("site_student.") for k in profile.tensors)
     # a film inside the reference is nearer to it than when it was held out (k-NN distance to itself is 0)
     own = knn.signals(normal)["relu4_3_full"]
     assert (own <= profile_oof_bound(profile, knn, normal) + 1e-6).all()
@@ -230,3 +236,19 @@ def test_uploaded_films_and_a_zip_fit_a_session_profile(nih, cpu_backbone):
     assert len(fig.data) == 2 and sum(len(t.x) for t in fig.data) == 24  # the same 12 films, before and after
     profile.save()
     assert [p["name"] for p in list_profiles()] == ["upload_site"]
+
+
+def test_the_site_student_scores_the_same_through_the_grad_cam_path(nih, cpu_backbone):
+    """Grad-CAM of the default detector with a profile goes through the student's differentiable path; its scores
+    equal the feature-map path's, and the map is not empty."""
+    from medsight.imaging.load import load_image
+    from medsight.imaging.preprocess import to_square
+    from medsight.vision.explain import cams_on, private_backbone
+
+    picks, maps, dets = nih
+    profile = fit_profile("site_c", maps[:24], picks["file"][:24].tolist(), dets, None, "test", before=False)
+    fused = profile.adapt(dets["fused_lungs"])
+    grays = [to_square(load_image(p).pixels) for p in picks["path"][24:26]]
+    cams, scores = cams_on(private_backbone(cpu_backbone), fused, grays)
+    assert np.allclose(scores, fused.signals(maps[24:26])["score"], atol=1e-2)
+    assert cams["gradcam"].shape == (2, 224, 224) and (cams["gradcam"].max(axis=(1, 2)) > 0).all()

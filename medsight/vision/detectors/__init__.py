@@ -5,7 +5,7 @@ from pathlib import Path
 
 from medsight.vision.detectors import base
 from medsight.vision.detectors.base import DETECTOR_TYPES, Detector, available_detectors
-from medsight.vision.detectors import fusion, knn, multiscale_vae, paper, patchcore  # noqa: F401  (register the detector kinds)
+from medsight.vision.detectors import fusion, knn, multiscale_vae, paper, patchcore, student  # noqa: F401  (register the detector kinds)
 
 __all__ = ["Detector", "load_detector", "available_detectors", "DETECTOR_TYPES"]
 
