@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from medsight.vision.detectors.base import Detector, register
-from medsight.vision.detectors.patchcore import GRID, region_mask
-from medsight.vision.features import LAYERS
+from medsight.vision.detectors.patchcore import region_mask
+from medsight.vision.features import LAYERS, maps_from_taps
 
 IN_LAYER, OUT_LAYER = "relu3_3", "relu4_3"
 
@@ -26,11 +25,12 @@ class FeatureStudent(nn.Module):
 
     def __init__(self, hidden: int = 128, seed: int = 0):
         super().__init__()
-        torch.manual_seed(seed)
         c_in = LAYERS[IN_LAYER][1] - LAYERS[IN_LAYER][0]
         c_out = LAYERS[OUT_LAYER][1] - LAYERS[OUT_LAYER][0]
-        self.net = nn.Sequential(nn.Conv2d(c_in, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, hidden, 3, padding=1),
-                                 nn.GELU(), nn.Conv2d(hidden, c_out, 1))
+        with torch.random.fork_rng():  # seeded weights without resetting the process's generator (shared by sessions)
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(nn.Conv2d(c_in, hidden, 3, padding=1), nn.GELU(),
+                                     nn.Conv2d(hidden, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, c_out, 1))
         for name in ("in_mean", "in_std", "out_mean", "out_std", "err_mean"):
             self.register_buffer(name, torch.zeros(0))
 
@@ -98,8 +98,7 @@ class StudentDetector(Detector):
 
     def torch_signals(self, taps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Differentiable `signals()` from backbone taps (for Grad-CAM)."""
-        maps = torch.cat([F.adaptive_avg_pool2d(taps[n], GRID) for n in LAYERS], dim=1)
-        return {"score": self._score(self.net.errors(maps))}
+        return {"score": self._score(self.net.errors(maps_from_taps(taps)))}
 
     def torch_score(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.torch_signals(taps)["score"]
