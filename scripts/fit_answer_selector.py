@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medsight.chat.qa_eval import normalise, read_questions  # noqa: E402
-from medsight.chat.selection import FEATURES, WEIGHTS_PATH, candidate_sentences, features  # noqa: E402
+from medsight.chat.selection import FEATURES, WEIGHTS_PATH, candidate_sentences, selector_matrix  # noqa: E402
 
 DEV = Path("../shared/data/corpus/queries_covidqa_dev.jsonl")
 
@@ -37,31 +37,30 @@ def split_by_article(questions: list[dict]) -> tuple[list[dict], list[dict]]:
     return [q for q in questions if q["gold_doc_id"] in fit_docs], [q for q in questions if q["gold_doc_id"] not in fit_docs]
 
 
-def build_rows(questions, retrieve, cache: dict, use_cosine: bool = True):
-    """Per question: (candidates, feature matrix, labels). `cache` maps sentence -> MiniLM vector; without
-    `use_cosine` the similarity features are left at zero (a lexical-only selector, no embedding)."""
+def build_rows(questions, retrieve, cache: dict):
+    """Per question: (question, candidates kept, feature rows, labels), exactly as the chat computes them
+    (`selection.selector_matrix`); `cache` maps text -> MiniLM vector so refits embed nothing twice."""
     from medsight.kb.store import embed
 
-    rows, pending = [], []
-    for q in questions:
+    def embed_cached(texts):
+        missing = [t for t in texts if t not in cache]
+        for start in range(0, len(missing), 256):
+            batch = missing[start:start + 256]
+            cache.update(zip(batch, embed(batch)))
+        return np.stack([cache[t] for t in texts])
+
+    out = []
+    for n, q in enumerate(questions, 1):
         passages = retrieve(q["query"])
         cands = candidate_sentences(passages)
-        rows.append((q, passages, cands))
-        if use_cosine:
-            pending += [c.text for c in cands if c.text not in cache] + ([q["query"]] if q["query"] not in cache else [])
-    pending = list(dict.fromkeys(pending))
-    for start in range(0, len(pending), 256):
-        batch = pending[start:start + 256]
-        for text, vec in zip(batch, embed(batch)):
-            cache[text] = vec
-        print(f"  embedded {min(start + 256, len(pending))}/{len(pending)} sentences", file=sys.stderr)
-    out = []
-    for q, passages, cands in rows:
-        cos = np.array([float(cache[c.text] @ cache[q["query"]]) for c in cands]) if use_cosine else np.zeros(len(cands))
-        X = features(q["query"], cands, len(passages), cosines=cos)
+        if not cands:
+            continue
+        keep, X = selector_matrix(q["query"], cands, len(passages), embed_cached)
         gold = normalise(q["answer"])
-        y = np.array([gold in normalise(c.text) for c in cands], dtype=int)
-        out.append((q, cands, X, y))
+        y = np.array([gold in normalise(cands[i].text) for i in keep], dtype=int)
+        out.append((q, [cands[i] for i in keep], X, y))
+        if n % 50 == 0:
+            print(f"  {n}/{len(questions)} questions", file=sys.stderr)
     return out
 
 
@@ -96,7 +95,6 @@ def main(argv=None) -> int:
                         "memory (a quick proxy while the store is being built)")
     parser.add_argument("--out", default="runs/selector")
     parser.add_argument("--every", type=int, default=1, help="use every n-th question of each half (less embedding)")
-    parser.add_argument("--lexical-only", action="store_true", help="no MiniLM similarity features (no embedding)")
     parser.add_argument("--write", action="store_true", help=f"write the fitted weights to {WEIGHTS_PATH}")
     args = parser.parse_args(argv)
 
@@ -133,29 +131,39 @@ def main(argv=None) -> int:
         return retriever.retrieve(query, args.k, per_document=args.per_document)
 
     cache_path = out / "sentence_vectors.npz"
-    cache = dict(np.load(cache_path, allow_pickle=True)["cache"].item()) if cache_path.exists() else {}
+    cache = {}
+    if cache_path.exists():
+        with np.load(cache_path) as saved:  # plain arrays, nothing unpickled
+            cache = dict(zip(saved["texts"].tolist(), saved["vectors"]))
     fit_q, val_q = fit_q[::args.every], val_q[::args.every]
-    fit_rows = build_rows(fit_q, retrieve, cache, not args.lexical_only)
-    val_rows = build_rows(val_q, retrieve, cache, not args.lexical_only)
-    np.savez(cache_path, cache=np.array(cache, dtype=object))
+    fit_rows = build_rows(fit_q, retrieve, cache)
+    val_rows = build_rows(val_q, retrieve, cache)
+    np.savez(cache_path, texts=np.array(list(cache)), vectors=np.stack(list(cache.values())))
 
     X = np.vstack([r[2] for r in fit_rows if len(r[3])])
     y = np.concatenate([r[3] for r in fit_rows if len(r[3])])
     groups = np.concatenate([[r[0]["gold_doc_id"]] * len(r[3]) for r in fit_rows if len(r[3])])
+    def fit(C, X, y):
+        """Logistic regression on standardised features, returned as weights on the raw features."""
+        mean, scale = X.mean(axis=0), X.std(axis=0)
+        scale[scale == 0] = 1.0
+        model = LogisticRegression(C=C, max_iter=3000).fit((X - mean) / scale, y)
+        coef = model.coef_[0] / scale
+        return coef, float(model.intercept_[0] - coef @ mean)
+
     best = None
     for C in (0.01, 0.1, 1.0, 10.0):
         hits = []
         for tr, te in GroupKFold(n_splits=5).split(X, y, groups):
-            model = LogisticRegression(C=C, max_iter=2000).fit(X[tr], y[tr])
+            coef, intercept = fit(C, X[tr], y[tr])
             test_docs = set(groups[te])
             rows = [r for r in fit_rows if r[0]["gold_doc_id"] in test_docs]
-            hits.append(top1_report(rows, model.coef_[0], model.intercept_[0])["top1_contains_gold"])
+            hits.append(top1_report(rows, coef, intercept)["top1_contains_gold"])
         score = float(np.mean(hits))
         print(f"C={C}: grouped-CV top-1 {score:.3f}")
         if best is None or score > best[1]:
             best = (C, score)
-    model = LogisticRegression(C=best[0], max_iter=2000).fit(X, y)
-    coef, intercept = model.coef_[0], float(model.intercept_[0])
+    coef, intercept = fit(best[0], X, y)
     report = {
         "features": list(FEATURES),
         "coef": [round(float(c), 6) for c in coef],

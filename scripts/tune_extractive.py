@@ -4,7 +4,8 @@ The validation half of the COVID-QA development questions (scripts/fit_answer_se
 article: its first 120 questions (the report's, docs/chat.md) and the rest (the tuning questions here, other
 articles). For each retrieval depth (k passages, at most `per_document` from one article) every tuning question's
 sentences are ranked once by the tier's ranker (the reranker when its weights exist, else the logistic selector);
-then the answer rule of `ExtractiveTier.select` is replayed for each `second_ratio` and `max_sentences`, and the
+then the answer rule of the tier (`extractive.choose`, `extractive.excerpts`) is replayed for each `second_ratio`,
+`max_sentences` and with or without the following sentence, and the
 share of answers that contain the gold answer, the token F1 and the median answer length are printed.
 
     .venv/bin/python scripts/tune_extractive.py --out runs/tune_extractive [--logistic]
@@ -27,18 +28,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from fit_answer_selector import DEV, split_by_article  # noqa: E402
 
 
-def replay(question: str, ranked, max_sentences: int, ratio: float) -> str:
-    from medsight.chat.extractive import addresses, cite, repeats
+def replay(question: str, ranked, max_sentences: int, ratio: float, following: bool) -> str:
+    from medsight.chat.extractive import choose, excerpts
 
-    if not ranked or not addresses(question, ranked[0].text, min_overlap=0.0):
-        return ""
-    chosen = [ranked[0]]
-    for c in ranked[1:]:
-        if len(chosen) == max_sentences or c.score < ratio * ranked[0].score:
-            break
-        if not any(repeats(c.text, d.text) for d in chosen):
-            chosen.append(c)
-    return " ".join(cite(c.text, c.passage) for c in chosen)
+    return " ".join(excerpts(choose(question, ranked, max_sentences, ratio), following))
 
 
 def main(argv=None) -> int:
@@ -70,9 +63,10 @@ def main(argv=None) -> int:
         k, per_doc = map(int, depth.split(":"))
         ranked = [rank_sentences(q["query"], retriever.retrieve(q["query"], k, per_document=per_doc)) for q in tune]
         for m in map(int, args.max_sentences.split(",")):
-            for r in map(float, args.ratios.split(",")):
-                answers = [replay(q["query"], rk, m, r) for q, rk in zip(tune, ranked)]
+            for r, following in ((r, f) for r in map(float, args.ratios.split(",")) for f in (False, True)):
+                answers = [replay(q["query"], rk, m, r, following) for q, rk in zip(tune, ranked)]
                 rows.append({"k": k, "per_document": per_doc, "max_sentences": m, "second_ratio": r,
+                             "following": following,
                              "gold_contained": round(float(np.mean([gold_contained(a, q["answer"]) for a, q in zip(answers, tune)])), 4),
                              "token_f1": round(float(np.mean([token_f1(a, q["answer"]) for a, q in zip(answers, tune)])), 4),
                              "words_median": float(np.median([len(a.split()) for a in answers]))})

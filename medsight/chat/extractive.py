@@ -1,6 +1,6 @@
 """Tier 3, the offline default: the answer quoted from the passages. The sentence the fitted selector
-(`medsight.chat.selection`) judges most likely to answer comes first, with its `[n]` citation; a second sentence
-follows only when it is nearly as likely. Questions about the case are answered from the case's own facts and
+(`medsight.chat.selection`) judges most likely to answer comes first, with the sentence that follows it in its
+passage and its `[n]` citation; up to two more such excerpts follow when the selector rates them nearly as likely. Questions about the case are answered from the case's own facts and
 MedSight's explanatory passages (`medsight.chat.case_questions`). The tier cannot fail and never invents: every
 claim it shows is either a quoted sentence or a number the app computed.
 """
@@ -54,31 +54,56 @@ def cite(sentence: str, n: int) -> str:
     return f"{sentence} [{n}]."
 
 
+def choose(question: str, ranked, max_sentences: int, second_ratio: float) -> list:
+    """The best sentence, then up to `max_sentences - 1` more whose probability is at least `second_ratio` of its
+    and which say something new; nothing when the best shares no content word with the question."""
+    if not ranked or not addresses(question, ranked[0].text, min_overlap=0.0):
+        return []
+    chosen = [ranked[0]]
+    for c in ranked[1:]:
+        if len(chosen) == max_sentences or c.score < second_ratio * ranked[0].score:
+            break
+        if not any(repeats(c.text, d.text) for d in chosen):
+            chosen.append(c)
+    return chosen
+
+
+def excerpts(chosen, following: bool = True) -> list[str]:
+    """Each chosen sentence as a cited excerpt, with the sentence that follows it in its passage when `following`
+    (an answer often runs on into it); a sentence already shown is not repeated."""
+    shown: set[tuple[int, int]] = set()
+    parts = []
+    for c in chosen:
+        if (c.passage, c.position) in shown:
+            continue
+        shown.add((c.passage, c.position))
+        text = c.text
+        if following and c.following and (c.passage, c.position + 1) not in shown:
+            shown.add((c.passage, c.position + 1))
+            text = f"{text} {c.following}"
+        parts.append(cite(text, c.passage))
+    return parts
+
+
 class ExtractiveTier:
     """`second_ratio`: a further sentence (up to `max_sentences`) is added when its probability is at least this share
-    of the first's, chosen on the fitting half of the COVID-QA development questions (docs/chat.md). Nothing is
-    quoted when the best sentence shares no content word with the question (the passages do not answer it)."""
+    of the first's; `following`: each sentence is shown with the one after it in its passage. Chosen on COVID-QA
+    development questions the report does not use (docs/chat.md). Nothing is quoted when the best sentence shares no
+    content word with the question (the passages do not answer it)."""
 
     name = "extractive"
 
-    def __init__(self, max_sentences: int = 3, second_ratio: float = 0.2, word_delay: float | None = None):
+    def __init__(self, max_sentences: int = 3, second_ratio: float = 0.2, following: bool = True,
+                 word_delay: float | None = None):
         self.max_sentences = max_sentences
         self.second_ratio = second_ratio
+        self.following = following
         self.word_delay = float(os.environ.get("MEDSIGHT_WORD_DELAY", 0.0)) if word_delay is None else word_delay
 
     def select(self, question: str, passages) -> list:
         from medsight.chat.selection import rank_sentences
 
-        ranked = rank_sentences(question, passages)
-        if not ranked or not addresses(question, ranked[0].text, min_overlap=0.0):
-            return []
-        chosen = [ranked[0]]
-        for c in ranked[1:]:
-            if len(chosen) == self.max_sentences or c.score < self.second_ratio * ranked[0].score:
-                break
-            if not any(repeats(c.text, d.text) for d in chosen):
-                chosen.append(c)
-        return chosen
+        return choose(question, rank_sentences(question, passages), self.max_sentences, self.second_ratio)
 
     def compose(self, prompt: Prompt) -> str:
         from medsight.chat.case_questions import answer_about_case
@@ -91,7 +116,7 @@ class ExtractiveTier:
         chosen = self.select(prompt.question, prompt.passages)
         if not chosen:
             return NOTHING_FOUND
-        parts = [cite(c.text, c.passage) for c in chosen]
+        parts = excerpts(chosen, self.following)
         if intent == "treatment":
             parts.append(TREATMENT_NOTE)
         return " ".join(parts)

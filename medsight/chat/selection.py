@@ -1,9 +1,11 @@
 """Question-aware answer selection: which sentence of the retrieved passages answers the question?
 
 Every sentence of the passages is a candidate. Each gets a handful of features: sentence-level BM25 against the
-question (idf over the candidate pool), idf-weighted coverage of the question's words in the sentence and in the
-sentence before it, MiniLM cosine similarity to the question, the retrieval rank of its passage, whether it holds
-a number when the question asks for one, and its length. A logistic regression over those features, fitted on the
+question (idf over the candidate pool), idf-weighted coverage of the question's words in the sentence, in the
+sentence before it, in the two read together and in the sentence after it, MiniLM cosine similarity to the question
+(of the sentence, and of the sentence read with the one before it), ranks of those, the retrieval rank of its
+passage, whether it holds a number (a date) when the question asks for one, whether it opens with a reference to an
+earlier sentence ("It", "These"), and its length. A logistic regression over those features, fitted on the
 fitting half of the COVID-QA development questions (`scripts/fit_answer_selector.py`; split by article, numbers in
 docs/chat.md), turns them into the probability that the sentence holds the answer.
 """
@@ -30,7 +32,15 @@ _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|old|large|big|far|often)|wha
 _HAS_NUMBER = re.compile(r"\d")
 
 FEATURES = ("bm25", "bm25_rel", "coverage", "prev_coverage", "bigrams", "cosine", "cosine_rel", "passage_rank_inv",
-            "first_passage", "number_match", "log_words", "novelty")
+            "first_passage", "number_match", "log_words", "novelty",
+            # the sentence read with the one before it (an answer sentence often names its subject only there)
+            "window_coverage", "window_cosine", "window_cosine_rel", "next_coverage", "opens_with_reference",
+            "date_match", "cosine_rank_inv", "bm25_rank_inv", "window_coverage_rank_inv")
+SIMILARITY = ("cosine", "cosine_rel", "window_cosine", "window_cosine_rel", "cosine_rank_inv")
+_REFERENCE = re.compile(r"^(it|its|they|their|this|these|those|he|she|such)\b", re.I)
+_WANTS_DATE = re.compile(r"\b(when|what year|which year|date)\b", re.I)
+_HAS_DATE = re.compile(r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|october|"
+                       r"november|december)\b", re.I)
 
 
 @dataclass
@@ -41,6 +51,7 @@ class Candidate:
     passage: int
     position: int  # index of the sentence inside its passage
     score: float = 0.0
+    following: str = ""  # the passage's next sentence (shown after this one: answers often run on into it)
 
 
 def candidate_sentences(passages, min_words: int = 4, max_words: int = 90) -> list[Candidate]:
@@ -53,16 +64,23 @@ def candidate_sentences(passages, min_words: int = 4, max_words: int = 90) -> li
         body = p.text
         if p.title and body.startswith(p.title):
             body = body[len(p.title):].lstrip(". ")
-        for j, sent in enumerate(split_sentences(body)):
-            sent = _SECTION_LABELS.sub("", sent).strip()
+        sentences = [_SECTION_LABELS.sub("", s).strip() for s in split_sentences(body)]
+        for j, sent in enumerate(sentences):
             key = " ".join(tokenize(sent))
             if not (min_words <= len(sent.split()) <= max_words) or key in seen:
                 continue
-            if sent.lower().startswith(("http", "doi", "license", "copyright")):
+            if _boilerplate(sent):
                 continue
             seen.add(key)
-            out.append(Candidate(sent, i, j))
+            following = sentences[j + 1] if j + 1 < len(sentences) else ""
+            if _boilerplate(following) or len(following.split()) > max_words:
+                following = ""
+            out.append(Candidate(sent, i, j, following=following))
     return out
+
+
+def _boilerplate(sentence: str) -> bool:
+    return sentence.lower().startswith(("http", "doi", "license", "copyright"))
 
 
 def _idf(token_lists: Sequence[list[str]]) -> dict[str, float]:
@@ -74,8 +92,18 @@ def _idf(token_lists: Sequence[list[str]]) -> dict[str, float]:
     return {t: math.log1p((n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
 
 
-def features(question: str, candidates: Sequence[Candidate], n_passages: int, cosines=None):
-    """Feature matrix (len(candidates) x len(FEATURES)); `cosines` are question-sentence similarities if known."""
+def _rank_inv(x):
+    import numpy as np
+
+    order = np.argsort(-np.asarray(x), kind="stable")
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
+    return 1.0 / ranks
+
+
+def features(question: str, candidates: Sequence[Candidate], n_passages: int, cosines=None, window_cosines=None):
+    """Feature matrix (len(candidates) x len(FEATURES)); `cosines` are question-sentence similarities and
+    `window_cosines` question-(previous + sentence) similarities, if known (else embedded here)."""
     import numpy as np
 
     if not candidates:
@@ -99,17 +127,23 @@ def features(question: str, candidates: Sequence[Candidate], n_passages: int, co
         if i and candidates[i - 1].passage == c.passage:
             prev[i] = coverage[i - 1]
     if cosines is None:
-        from medsight.kb.store import embed
-
-        vecs = embed([question] + [c.text for c in candidates])
-        cosines = vecs[1:] @ vecs[0]
+        cosines, window_cosines = similarities(question, candidates, range(len(candidates)))
     cosines = np.asarray(cosines, dtype="float64")
+    window_cosines = cosines if window_cosines is None else np.asarray(window_cosines, dtype="float64")
+    window_cov, next_cov = np.zeros(len(toks)), np.zeros(len(toks))
+    sets = [set(t) for t in toks]
+    for i, c in enumerate(candidates):
+        words = sets[i] | (sets[i - 1] if i and candidates[i - 1].passage == c.passage else set())
+        window_cov[i] = sum(idf[t] for t in q if t in words) / q_weight
+        if i + 1 < len(toks) and candidates[i + 1].passage == c.passage:
+            next_cov[i] = coverage[i + 1]
     q_set = set(q)
     q_tokens = tokenize(question)
     q_bigrams = set(zip(q_tokens, q_tokens[1:]))
     bigrams = np.array([len(q_bigrams & set(zip(tl, tl[1:]))) / max(len(q_bigrams), 1) for tl in toks])
     novelty = np.array([sum(t not in q_set for t in tl) / max(len(tl), 1) for tl in toks])
     wants_number = bool(_WANTS_NUMBER.search(question))
+    wants_date = bool(_WANTS_DATE.search(question))
     return np.column_stack([
         bm25,
         bm25 / max(bm25.max(), 1e-9),
@@ -123,7 +157,37 @@ def features(question: str, candidates: Sequence[Candidate], n_passages: int, co
         np.array([float(wants_number and bool(_HAS_NUMBER.search(c.text))) for c in candidates]),
         np.log([max(len(c.text.split()), 1) for c in candidates]),
         novelty,
+        window_cov,
+        window_cosines,
+        window_cosines - window_cosines.max(),
+        next_cov,
+        np.array([float(bool(_REFERENCE.match(c.text))) for c in candidates]),
+        np.array([float(wants_date and bool(_HAS_DATE.search(c.text))) for c in candidates]),
+        _rank_inv(cosines),
+        _rank_inv(bm25),
+        _rank_inv(window_cov),
     ])
+
+
+def similarities(question: str, candidates: Sequence[Candidate], indices, embed_fn=None):
+    """MiniLM cosine of the question to each candidate of `indices`, and to that candidate read with the candidate
+    before it in the same passage (the mean of the two sentence vectors, renormalised)."""
+    import numpy as np
+
+    if embed_fn is None:
+        from medsight.kb.store import embed as embed_fn
+    indices = list(indices)
+    prev = {i: i - 1 for i in indices if i and candidates[i - 1].passage == candidates[i].passage}
+    texts = list(dict.fromkeys([question] + [candidates[i].text for i in indices] + [candidates[j].text for j in prev.values()]))
+    vecs = dict(zip(texts, embed_fn(texts)))
+    qv = vecs[question]
+    cos, window = np.zeros(len(indices)), np.zeros(len(indices))
+    for k, i in enumerate(indices):
+        v = vecs[candidates[i].text]
+        cos[k] = float(v @ qv)
+        w = v + vecs[candidates[prev[i]].text] if i in prev else v
+        window[k] = float(w @ qv / max(float(np.linalg.norm(w)), 1e-9))
+    return cos, window
 
 
 @lru_cache(maxsize=1)
@@ -146,27 +210,33 @@ def lexical_order(question: str, candidates: Sequence[Candidate]) -> list[int]:
 
     if not candidates:
         return []
-    X = features(question, candidates, 1, cosines=np.zeros(len(candidates)))
+    X = features(question, candidates, 1, cosines=np.zeros(len(candidates)), window_cosines=np.zeros(len(candidates)))
     return [int(i) for i in np.argsort(-X[:, _LEXICAL].sum(axis=1), kind="stable")]
 
 
+def selector_matrix(question: str, candidates: Sequence[Candidate], n_passages: int, embed_fn=None) -> tuple:
+    """(indices, feature rows) as the selector sees them: lexical features over all candidates, then only the
+    PREFILTER candidates with the most lexical evidence kept and embedded (with the sentence before each), their
+    similarity features set. Fitting (scripts/fit_answer_selector.py) and answering both call this."""
+    import numpy as np
+
+    zeros = np.zeros(len(candidates))
+    X = features(question, candidates, n_passages, cosines=zeros, window_cosines=zeros)
+    keep = sorted(np.argsort(-X[:, _LEXICAL].sum(axis=1), kind="stable")[:PREFILTER].tolist())
+    cos, window = similarities(question, candidates, keep, embed_fn)
+    X = X[keep]
+    for name, values in (("cosine", cos), ("cosine_rel", cos - cos.max()), ("window_cosine", window),
+                         ("window_cosine_rel", window - window.max()), ("cosine_rank_inv", _rank_inv(cos))):
+        X[:, FEATURES.index(name)] = values
+    return keep, X
+
+
 def logistic_scores(question: str, candidates: Sequence[Candidate], n_passages: int) -> tuple:
-    """(indices, probabilities) from the fitted logistic selector; only the PREFILTER candidates with the most lexical
-    evidence are embedded and scored when the selector uses the similarity features."""
+    """(indices, probabilities) from the fitted logistic selector over `selector_matrix`'s candidates."""
     import numpy as np
 
     coef, intercept = selector_weights()
-    X = features(question, candidates, n_passages, cosines=np.zeros(len(candidates)))
-    keep = list(range(len(candidates)))
-    if any(coef[FEATURES.index(f)] for f in ("cosine", "cosine_rel")):  # a lexical-only selector needs no embedding
-        from medsight.kb.store import embed
-
-        keep = sorted(lexical_order(question, candidates)[:PREFILTER])
-        vecs = embed([question] + [candidates[i].text for i in keep])
-        cosines = vecs[1:] @ vecs[0]
-        X = X[keep]
-        X[:, FEATURES.index("cosine")] = cosines
-        X[:, FEATURES.index("cosine_rel")] = cosines - cosines.max()
+    keep, X = selector_matrix(question, candidates, n_passages)
     return keep, 1.0 / (1.0 + np.exp(-(X @ np.asarray(coef) + intercept)))
 
 

@@ -56,7 +56,6 @@ def radiograph(cxr_manifest) -> tuple[Path, bytes]:
 @pytest.fixture(scope="session")
 def dicom_bytes(radiograph) -> bytes:
     """A 12-bit MONOCHROME2 DICOM of the real radiograph, with identifying tags that must never be shown."""
-    import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

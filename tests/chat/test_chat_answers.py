@@ -50,12 +50,32 @@ def test_selection_ranks_the_answering_sentence_above_the_rest():
 def test_extractive_answer_opens_with_a_quoted_sentence_and_cites_it():
     prompt = build_prompt({}, [], "What is the main animal reservoir of MERS-CoV?", [OTHER, MERS])
     body = ExtractiveTier(word_delay=0).compose(prompt)
-    assert body.startswith("Dromedary camels are the main animal reservoir of MERS-CoV [2].")
+    # the answering sentence first, read on into the sentence after it in its passage, cited once
+    assert body.startswith("Dromedary camels are the main animal reservoir of MERS-CoV. Bats carry many related "
+                           "coronaviruses [2].")
     assert "retrieved evidence" not in body and "Influenza" not in body
+    assert ExtractiveTier(word_delay=0, following=False).compose(prompt).startswith(
+        "Dromedary camels are the main animal reservoir of MERS-CoV [2].")
     assert absent_share(body, [OTHER.text, MERS.text]) == 0.0
     prompt = build_prompt({}, [], "What was the median incubation period of COVID-19?", [OTHER, INCUBATION])
-    assert "The median incubation period was 5.2 days, with 95% of cases within 12.5 days [2]." in \
-        ExtractiveTier(word_delay=0).compose(prompt)
+    body = ExtractiveTier(word_delay=0).compose(prompt)
+    assert "The median incubation period was 5.2 days, with 95% of cases within 12.5 days" in body
+    # no sentence is shown twice, even when a chosen sentence is the one that follows another
+    sentences = [s.strip() for s in body.replace(" [2]", "").split(". ") if s.strip()]
+    assert len(sentences) == len(set(sentences))
+
+
+def test_an_answer_that_runs_over_two_sentences_is_shown_whole():
+    text = ("Vertical transmission of HIV-1 has several causes. Genetic variants in CCR5 have been shown to influence "
+            "vertical transmission of HIV-1. CCR5 promoter variants resulting in higher expression of the receptor "
+            "were associated with increased risk of transmission. Breastfeeding is another route.")
+    gold = ("Genetic variants in CCR5 have been shown to influence vertical transmission of HIV-1. CCR5 promoter "
+            "variants resulting in higher expression of the receptor were associated with increased risk")
+    prompt = build_prompt({}, [], "Which genetic variants influence vertical transmission of HIV-1?",
+                          [OTHER, passage(text, doc="h")])
+    assert gold_contained(shown_answer(ExtractiveTier(word_delay=0).compose(prompt)), gold)
+    assert not gold_contained(shown_answer(ExtractiveTier(word_delay=0, following=False, max_sentences=1)
+                                           .compose(prompt)), gold)
 
 
 def test_support_rejects_invented_words_and_numbers():

@@ -1,7 +1,6 @@
 """Retrieval on real corpus text (COVID-QA full texts + PubMed abstracts from ../shared; skipped without them)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
