@@ -68,9 +68,20 @@ def choose(question: str, ranked, max_sentences: int, second_ratio: float) -> li
     return chosen
 
 
+# the quoted article's own reference markers ("[23]", "[2, 5]", "[16-18]"): shown, they would read as citations of
+# passages that the Sources list does not have
+_ARTICLE_REFERENCES = re.compile(r"\s*\[\d+(?:\s*[,;–-]\s*\d+)*\]")
+
+
+def without_references(text: str) -> str:
+    text = _ARTICLE_REFERENCES.sub("", text)
+    return re.sub(r"\s+([.,;:])", r"\1", text).strip()
+
+
 def excerpts(chosen, following: bool = True) -> list[str]:
     """Each chosen sentence as a cited excerpt, with the sentence that follows it in its passage when `following`
-    (an answer often runs on into it); a sentence already shown is not repeated."""
+    (an answer often runs on into it), the article's own reference markers removed; a sentence already shown is not
+    repeated."""
     shown: set[tuple[int, int]] = set()
     parts = []
     for c in chosen:
@@ -81,7 +92,7 @@ def excerpts(chosen, following: bool = True) -> list[str]:
         if following and c.following and (c.passage, c.position + 1) not in shown:
             shown.add((c.passage, c.position + 1))
             text = f"{text} {c.following}"
-        parts.append(cite(text, c.passage))
+        parts.append(cite(without_references(text), c.passage))
     return parts
 
 

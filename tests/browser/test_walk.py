@@ -1,7 +1,8 @@
 """The product as a newcomer walks it, in Chromium against `streamlit run app.py`:
 
 1. one session: a real film the default detector scores HIGH -> heatmaps -> clinical note (entities, agreement)
-   -> chat (an answer with its tier and sources) -> PDF report -> model status; the detector chosen on the first
+   -> chat (a question about the case answered from it, a literature question answered by the quoted, cited
+   sentence, a dosing question declined) -> PDF report -> model status; the detector chosen on the first
    page is the one every later page uses; the menu names pages by title;
 2. hostile input: a corrupt file, a colour photo and a greyscale non-chest photo get a message and no risk band;
 3. six sessions at once, each with its own film: each sees the CLI's score (`medsight score --json`) and its
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -53,6 +55,14 @@ def main_area(page):
 def wait_text(page, text: str) -> None:
     """Wait until the main area's text contains `text` (Streamlit renders a page element by element)."""
     page.wait_for_function("t => document.body.innerText.includes(t)", arg=text)
+
+
+def ask(page, question: str, answered_before: int) -> str:
+    """Ask in the chat box, wait for the next answer's tier caption, return the last assistant message's text."""
+    page.get_by_placeholder("Ask about the case").fill(question)
+    page.keyboard.press("Enter")
+    page.wait_for_function("n => document.body.innerText.split('answered by:').length > n + 1", arg=answered_before)
+    return page.locator("[data-testid=stChatMessage]").last.inner_text()
 
 
 def go(page, title: str, heading: str) -> None:
@@ -109,6 +119,14 @@ def test_walk_high_film_through_every_page(app_url, page, high_film, reference_p
     answer = page.locator("body").inner_text()
     assert "HIGH risk band" in answer  # answered from the case itself, with its numbers
     assert "not a medical device" in answer.lower() or "not a diagnosis" in answer.lower()
+    # a literature question: the answering sentence of the shipped summary opens the answer, read on into the next
+    # sentence of its passage and cited; then a dosing question is declined before any tier runs
+    reply = ask(page, "What does a pneumothorax look like on a frontal chest radiograph?", 1)
+    assert "thin white visceral pleural line" in reply and "answered by: extractive" in reply
+    assert re.search(r"\[\d+\]", reply) and "I found nothing" not in reply
+    reply = ask(page, "How many mg of morphine should I give him for the chest pain?", 2)
+    assert "can't give dosage or prescribing advice" in reply and "answered by: safety" in reply
+    assert page.locator("[data-testid=stException]").count() == 0
     page.screenshot(path=str(SHOTS / "walk_4_chat.png"), full_page=True)
 
     go(page, "Upload & score", "MedSight: upload & score")

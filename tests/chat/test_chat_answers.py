@@ -160,3 +160,14 @@ def test_chat_eval_qa_writes_answers_with_exactly_the_agreed_keys(tmp_path, caps
     assert set(metrics["per_tier"]) == {"extractive", "safety"}
     assert main(["chat-eval", "--qa", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
     assert "no question file" in capsys.readouterr().err
+
+
+def test_the_articles_own_reference_markers_are_not_shown_as_citations():
+    text = ("Aerosol delivery of siRNA to the lung has been studied. A particle size between 1-5 um is the most appropriate "
+            "for deposition at the lower respiratory tract [23] . Mucus and surfactant proteins are barriers [24, 25] .")
+    prompt = build_prompt({}, [], "What particle size is most appropriate for deposition at the lower respiratory tract?",
+                          [OTHER, passage(text, doc="s")])
+    body = ExtractiveTier(word_delay=0).compose(prompt)
+    assert body.startswith("A particle size between 1-5 um is the most appropriate for deposition at the lower "
+                           "respiratory tract. Mucus and surfactant proteins are barriers [2].")
+    assert "[23]" not in body and "[24" not in body
