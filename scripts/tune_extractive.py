@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from fit_answer_selector import DEV, split_by_article  # noqa: E402
 
 
-def replay(question: str, ranked, max_sentences: int, ratio: float, following: bool) -> str:
+def replay(question: str, ranked, max_sentences: int, ratio: float, following: bool, preceding: bool = False) -> str:
     from medsight.chat.extractive import choose, excerpts
 
-    return " ".join(excerpts(choose(question, ranked, max_sentences, ratio), following))
+    return " ".join(excerpts(choose(question, ranked, max_sentences, ratio), following, preceding))
 
 
 def main(argv=None) -> int:
@@ -63,10 +63,11 @@ def main(argv=None) -> int:
         k, per_doc = map(int, depth.split(":"))
         ranked = [rank_sentences(q["query"], retriever.retrieve(q["query"], k, per_document=per_doc)) for q in tune]
         for m in map(int, args.max_sentences.split(",")):
-            for r, following in ((r, f) for r in map(float, args.ratios.split(",")) for f in (False, True)):
-                answers = [replay(q["query"], rk, m, r, following) for q, rk in zip(tune, ranked)]
+            for r, following, preceding in ((r, f, p) for r in map(float, args.ratios.split(","))
+                                            for f in (False, True) for p in (False, True)):
+                answers = [replay(q["query"], rk, m, r, following, preceding) for q, rk in zip(tune, ranked)]
                 rows.append({"k": k, "per_document": per_doc, "max_sentences": m, "second_ratio": r,
-                             "following": following,
+                             "following": following, "preceding_when_referred": preceding,
                              "gold_contained": round(float(np.mean([gold_contained(a, q["answer"]) for a, q in zip(answers, tune)])), 4),
                              "token_f1": round(float(np.mean([token_f1(a, q["answer"]) for a, q in zip(answers, tune)])), 4),
                              "words_median": float(np.median([len(a.split()) for a in answers]))})

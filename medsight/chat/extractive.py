@@ -78,10 +78,10 @@ def without_references(text: str) -> str:
     return re.sub(r"\s+([.,;:])", r"\1", text).strip()
 
 
-def excerpts(chosen, following: bool = True) -> list[str]:
+def excerpts(chosen, following: bool = True, preceding: bool = False) -> list[str]:
     """Each chosen sentence as a cited excerpt, with the sentence that follows it in its passage when `following`
-    (an answer often runs on into it), the article's own reference markers removed; a sentence already shown is not
-    repeated."""
+    (an answer often runs on into it) and, when `preceding`, the sentence before it if it opens by pointing back; the
+    article's own reference markers removed; a sentence already shown is not repeated."""
     shown: set[tuple[int, int]] = set()
     parts = []
     for c in chosen:
@@ -89,6 +89,9 @@ def excerpts(chosen, following: bool = True) -> list[str]:
             continue
         shown.add((c.passage, c.position))
         text = c.text
+        if preceding and c.refers_back and c.preceding and (c.passage, c.position - 1) not in shown:
+            shown.add((c.passage, c.position - 1))
+            text = f"{c.preceding} {text}"
         if following and c.following and (c.passage, c.position + 1) not in shown:
             shown.add((c.passage, c.position + 1))
             text = f"{text} {c.following}"
@@ -98,17 +101,19 @@ def excerpts(chosen, following: bool = True) -> list[str]:
 
 class ExtractiveTier:
     """`second_ratio`: a further sentence (up to `max_sentences`) is added when its probability is at least this share
-    of the first's; `following`: each sentence is shown with the one after it in its passage. Chosen on COVID-QA
+    of the first's; `following`: each sentence is shown with the one after it in its passage; `preceding`: a sentence
+    that opens by pointing back ("Its genome ...") is shown after the sentence before it, which names its subject. Chosen on COVID-QA
     development questions the report does not use (docs/chat.md). Nothing is quoted when the best sentence shares no
     content word with the question (the passages do not answer it)."""
 
     name = "extractive"
 
     def __init__(self, max_sentences: int = 3, second_ratio: float = 0.2, following: bool = True,
-                 word_delay: float | None = None):
+                 preceding: bool = True, word_delay: float | None = None):
         self.max_sentences = max_sentences
         self.second_ratio = second_ratio
         self.following = following
+        self.preceding = preceding
         self.word_delay = float(os.environ.get("MEDSIGHT_WORD_DELAY", 0.0)) if word_delay is None else word_delay
 
     def select(self, question: str, passages) -> list:
@@ -127,7 +132,7 @@ class ExtractiveTier:
         chosen = self.select(prompt.question, prompt.passages)
         if not chosen:
             return NOTHING_FOUND
-        parts = excerpts(chosen, self.following)
+        parts = excerpts(chosen, self.following, self.preceding)
         if intent == "treatment":
             parts.append(TREATMENT_NOTE)
         return " ".join(parts)

@@ -52,6 +52,12 @@ class Candidate:
     position: int  # index of the sentence inside its passage
     score: float = 0.0
     following: str = ""  # the passage's next sentence (shown after this one: answers often run on into it)
+    preceding: str = ""  # the passage's sentence before this one
+
+    @property
+    def refers_back(self) -> bool:
+        """Does it open with a word that points at an earlier sentence ("Its genome is ...")?"""
+        return bool(_REFERENCE.match(self.text))
 
 
 def candidate_sentences(passages, min_words: int = 4, max_words: int = 90) -> list[Candidate]:
@@ -75,7 +81,10 @@ def candidate_sentences(passages, min_words: int = 4, max_words: int = 90) -> li
             following = sentences[j + 1] if j + 1 < len(sentences) else ""
             if _boilerplate(following) or len(following.split()) > max_words:
                 following = ""
-            out.append(Candidate(sent, i, j, following=following))
+            preceding = sentences[j - 1] if j else ""
+            if _boilerplate(preceding) or len(preceding.split()) > max_words:
+                preceding = ""
+            out.append(Candidate(sent, i, j, following=following, preceding=preceding))
     return out
 
 
@@ -161,7 +170,7 @@ def features(question: str, candidates: Sequence[Candidate], n_passages: int, co
         window_cosines,
         window_cosines - window_cosines.max(),
         next_cov,
-        np.array([float(bool(_REFERENCE.match(c.text))) for c in candidates]),
+        np.array([float(c.refers_back) for c in candidates]),
         np.array([float(wants_date and bool(_HAS_DATE.search(c.text))) for c in candidates]),
         _rank_inv(cosines),
         _rank_inv(bm25),

@@ -171,3 +171,13 @@ def test_the_articles_own_reference_markers_are_not_shown_as_citations():
     assert body.startswith("A particle size between 1-5 um is the most appropriate for deposition at the lower "
                            "respiratory tract. Mucus and surfactant proteins are barriers [2].")
     assert "[23]" not in body and "[24" not in body
+
+
+def test_a_sentence_that_points_back_is_shown_after_the_sentence_naming_its_subject():
+    text = ("Bovine coronavirus causes enteric and respiratory disease in cattle. Its genome is a single-stranded RNA of "
+            "around 31 kb. The virus was first described in 1973.")
+    prompt = build_prompt({}, [], "How large is the single-stranded RNA genome?", [OTHER, passage(text, doc="b")])
+    body = ExtractiveTier(word_delay=0).compose(prompt)
+    assert body.startswith("Bovine coronavirus causes enteric and respiratory disease in cattle. Its genome is a "
+                           "single-stranded RNA of around 31 kb.")
+    assert ExtractiveTier(word_delay=0, preceding=False).compose(prompt).startswith("Its genome")
