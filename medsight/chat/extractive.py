@@ -13,7 +13,7 @@ import time
 from typing import Iterator
 
 from medsight.chat.context import Prompt
-from medsight.chat.grounding import NOTHING_FOUND, TREATMENT_NOTE, addresses, content_words
+from medsight.chat.grounding import ASK_IN_WORDS, NOTHING_FOUND, TREATMENT_NOTE, addresses, content_words
 
 INTENTS = {
     "greeting": r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening))\b",
@@ -127,6 +127,8 @@ class ExtractiveTier:
         intent = detect_intent(prompt.question)
         if intent == "greeting" and len(prompt.question.split()) <= 6:
             return GREETING
+        if not any(any(ch.isalpha() for ch in w) for w in content_words(prompt.question)):
+            return ASK_IN_WORDS  # emoji, digits or citation markers alone: any sentence would "match" it
         if prompt.about_case:
             return answer_about_case(prompt, self)
         chosen = self.select(prompt.question, prompt.passages)

@@ -30,8 +30,10 @@ _FUNCTION_WORDS = frozenset(
 # support measures leave them out.
 NOTHING_FOUND = ("I found nothing in the knowledge base that answers this question; a clinician or a current "
                  "reference is the right source.")
+ASK_IN_WORDS = ("I could not find a question in that message. Ask in words, for example \"What does a pleural effusion "
+                "look like on a chest X-ray?\" or \"What does my anomaly score mean?\"")
 TREATMENT_NOTE = "(General information from the literature, not a treatment plan.)"
-FRAMING = (NOTHING_FOUND, TREATMENT_NOTE)
+FRAMING = (NOTHING_FOUND, ASK_IN_WORDS, TREATMENT_NOTE)
 _FIXED_NOTES = re.compile(r"\((Dose details were removed|The answer was cut off)[^)]*\)")
 
 

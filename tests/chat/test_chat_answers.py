@@ -181,3 +181,11 @@ def test_a_sentence_that_points_back_is_shown_after_the_sentence_naming_its_subj
     assert body.startswith("Bovine coronavirus causes enteric and respiratory disease in cattle. Its genome is a "
                            "single-stranded RNA of around 31 kb.")
     assert ExtractiveTier(word_delay=0, preceding=False).compose(prompt).startswith("Its genome")
+
+
+@pytest.mark.parametrize("question", ["🫁🫁 ?", "[1] [2] [3]", "??? 42"])
+def test_a_message_without_words_gets_asked_for_a_question_not_a_random_quote(question):
+    from medsight.chat.grounding import ASK_IN_WORDS
+
+    prompt = build_prompt({}, [], question, [OTHER, MERS])
+    assert ExtractiveTier(word_delay=0).compose(prompt) == ASK_IN_WORDS
