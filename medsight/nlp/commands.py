@@ -30,6 +30,8 @@ def register(subparsers) -> None:
                        "--epochs (no Development selection; not how the shipped model was made)")
     train.add_argument("--checkpoints", help="transformer: resumable checkpoint folder (default .cache/ner_transformer/<run>)")
     train.add_argument("--resume", action="store_true", help="cnn: continue training the model already in --out")
+    train.add_argument("--epochs-from", metavar="RUN", help="cnn: fit on Training+Development for the epoch count with the "
+                       "best Development F1 in RUN (a `--dev` run's model folder); recorded as selected_on = dev")
     train.set_defaults(func=_train_ner)
 
     ev = sub.add_parser("eval-ner", help="entity P/R/F1 per type on BC5CDR Test (writes DIR/metrics.json)")
@@ -98,9 +100,23 @@ def _train_ner(args) -> int:
     print(f"symptom lexicon: {write_symptom_lexicon()}", file=sys.stderr)
     if args.kind == "transformer":
         return _train_transformer(args, train_docs, dev_docs)
-    from medsight.nlp.ner import MODEL_DIR, TrainConfig, train_ner
+    from medsight.nlp.ner import MODEL_DIR, TrainConfig, epochs_chosen_on_dev, train_ner
 
-    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=args.epochs or 12, max_minutes=args.max_minutes or 30.0), dev_docs=dev_docs, resume=args.resume)
+    selection = None
+    if args.epochs_from:
+        if args.dev or args.epochs or args.resume:
+            raise UserError("--epochs-from picks the epoch count itself: leave out --dev, --epochs and --resume")
+        meta_path = Path(args.epochs_from) / "meta.json"
+        if not meta_path.exists():
+            raise UserError(f"{meta_path} not found: give the folder of a `train-ner --kind cnn --dev` run")
+        try:
+            selection = epochs_chosen_on_dev(json.loads(meta_path.read_text()).get("medsight_train", {}).get("history", []))
+        except ValueError as exc:
+            raise UserError(f"{args.epochs_from}: {exc}") from None
+        print(f"epochs chosen on Development: {selection['epochs']} (Development F1 {selection['dev_f1']})", file=sys.stderr)
+    epochs = selection["epochs"] if selection else (args.epochs or 12)
+    train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=epochs, max_minutes=args.max_minutes or 30.0),
+              dev_docs=dev_docs, resume=args.resume, selection=selection)
     print(f"saved NER model to {args.out or MODEL_DIR}")
     return 0
 
@@ -152,11 +168,14 @@ def _eval_ner(args) -> int:
 
 
 def _selected_on(nlp) -> str:
-    """The split the model's training choices were made on: the transformer records it; the CNN's epoch count was
-    chosen with its Test score in view (docs/nlp.md), scispaCy's by its authors."""
+    """The split the model's training choices were made on: the transformer records it; so does a CNN trained with
+    `--epochs-from` (dev); the first shipped CNN's epoch count was chosen with its Test score in view (docs/nlp.md);
+    scispaCy's by its authors."""
     if nlp.meta.get("name", "").endswith("transformer"):
         return nlp.get_pipe("ner").tagger.meta.get("selected_on", "?")
-    return "test" if nlp.meta.get("name") == "medsight_ner_bc5cdr" else "unknown (third-party model)"
+    if nlp.meta.get("name") == "medsight_ner_bc5cdr":
+        return nlp.meta.get("medsight_train", {}).get("selection", {}).get("selected_on", "test")
+    return "unknown (third-party model)"
 
 
 def _extra_type_counts(docs, ner) -> dict:

@@ -228,9 +228,16 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
     ]
     if transformer:
         lines += _transformer_lines(transformer)
-    lines += ["", f"## NER, {'fast option' if transformer else 'offline default'}: CNN (`weights/ner/model`)", "",
-              "- Trained on Training + Development (1,000 abstracts), never on Test; its epoch count was chosen with the Test",
-              "  score in view (selected_on = test), so its Test F1 is slightly optimistic."]
+    lines += ["", f"## NER, {'fast option' if transformer else 'offline default'}: CNN (`weights/ner/model`)", ""]
+    selection = (train_meta or {}).get("selection")
+    if selection:
+        curve = ", ".join(f"{f:.3f}" for f in selection["dev_curve"])
+        lines += [f"- Trained on Training + Development (1,000 abstracts), never on Test, for {selection['epochs']} epochs: the "
+                  f"epoch count with the best Development F1 ({selection['dev_f1']:.3f}) of a Training-only run (Development F1 "
+                  f"by epoch: {curve}); selected_on = dev. Test was scored once, afterwards."]
+    else:
+        lines += ["- Trained on Training + Development (1,000 abstracts), never on Test; its epoch count was chosen with the Test",
+                  "  score in view (selected_on = test), so its Test F1 is slightly optimistic."]
     if train_meta:
         cfg = train_meta.get("config", {})
         hist = train_meta.get("history", [])
@@ -239,7 +246,9 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
             f"{cfg.get('width')}; MaxoutWindowEncoder depth {cfg.get('depth')}) + `TransitionBasedParser` NER, trained from "
             f"scratch (no pretrained vectors), dropout {cfg.get('dropout')}, Adam lr {cfg.get('learn_rate')}, batch 8.",
             f"- Epochs run: {len(hist)} in {_runs(hist)} run(s) ({_train_minutes(hist):.0f} minutes on one shared CPU core); "
-            "reproduce with `medsight nlp train-ner --kind cnn` (12 epochs; spaCy on CPU is not bit-for-bit deterministic).",
+            + ("reproduce with `medsight nlp train-ner --kind cnn --dev --epochs 20 --out runs/ner/cnn_dev`, then `medsight nlp "
+             "train-ner --kind cnn --epochs-from runs/ner/cnn_dev` (" if selection else
+             "reproduce with `medsight nlp train-ner --kind cnn` (12 epochs; ") + "spaCy on CPU is not bit-for-bit deterministic).",
         ]
     if ner_metrics:
         lines += ["", f"### CNN results: {ner_metrics.get('dataset', '')}", "",

@@ -208,10 +208,22 @@ def _examples(nlp, docs) -> list:
     return examples
 
 
-def train_ner(train_docs, out_dir: str | Path, cfg: TrainConfig | None = None, dev_docs=None, progress=print, resume: bool = False):
+def epochs_chosen_on_dev(history: list[dict]) -> dict:
+    """The epoch count a Training-only run's Development curve picks (best Development F1, the earlier on a tie), as
+    recorded in the final model: {"selected_on": "dev", "epochs", "dev_f1", "dev_curve"}."""
+    curve = [(row["epoch"], row["dev_f1"]) for row in history if "dev_f1" in row]
+    if not curve:
+        raise ValueError("the run has no Development scores: train it with --dev")
+    epoch, f1 = max(curve, key=lambda e: (e[1], -e[0]))
+    return {"selected_on": "dev", "epochs": epoch, "dev_f1": f1, "dev_curve": [f for _, f in curve]}
+
+
+def train_ner(train_docs, out_dir: str | Path, cfg: TrainConfig | None = None, dev_docs=None, progress=print,
+              resume: bool = False, selection: dict | None = None):
     """Train the CNN NER on annotated documents and save the spaCy pipeline to `out_dir`. Returns a history list.
 
-    With `resume`, training continues from the model already in `out_dir` (fresh optimizer state, history appended)."""
+    With `resume`, training continues from the model already in `out_dir` (fresh optimizer state, history appended).
+    `selection` (`epochs_chosen_on_dev`) records how the epoch count was chosen."""
     import numpy as np
     from spacy.training import Example  # noqa: F401  (spaCy import side effects before util)
     from spacy.util import fix_random_seed, minibatch
@@ -246,20 +258,23 @@ def train_ner(train_docs, out_dir: str | Path, cfg: TrainConfig | None = None, d
             row["dev_f1"] = round(evaluate_ner(nlp, dev_docs)["f1"], 4)
         history.append(row)
         progress(json.dumps(row))
-        _save(nlp, out_dir, cfg, history)  # every epoch, so a stopped run still leaves a usable model
+        _save(nlp, out_dir, cfg, history, selection, trained_on="Training" if dev_docs else "Training+Development")  # every epoch, so a stopped run still leaves a usable model
         if row["minutes"] > cfg.max_minutes:
             progress(f"stopping after epoch {row['epoch']}: over the {cfg.max_minutes}-minute budget")
             break
     return history
 
 
-def _save(nlp, out_dir, cfg: TrainConfig, history: list) -> None:
+def _save(nlp, out_dir, cfg: TrainConfig, history: list, selection: dict | None = None,
+          trained_on: str = "Training+Development") -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nlp.meta["name"] = "medsight_ner_bc5cdr"
     nlp.meta["version"] = "0.1.0"
-    nlp.meta["description"] = "CNN NER (Chemical, Disease) trained on BC5CDR Training+Development by medsight"
+    nlp.meta["description"] = f"CNN NER (Chemical, Disease) trained on BC5CDR {trained_on} by medsight"
     nlp.meta["medsight_train"] = {"config": cfg.__dict__ | {"embed_rows": list(cfg.embed_rows)}, "history": history}
+    if selection:
+        nlp.meta["medsight_train"]["selection"] = selection
     nlp.to_disk(out_dir)
     prune_strings(out_dir, labels=list(nlp.get_pipe("ner").labels))
 
