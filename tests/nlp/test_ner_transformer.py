@@ -109,12 +109,12 @@ def test_training_path_stops_resumes_and_saves_a_loadable_model(tmp_path):
 
 
 @pytest.mark.skipif(not (BC5CDR / "CDR_TestSet.PubTator.txt").exists(), reason="BC5CDR corpus not in ../shared/data")
-def test_eval_ner_cnn_slice_says_its_choice_saw_test(tmp_path):
+def test_eval_ner_cnn_slice_says_its_epochs_were_chosen_on_dev(tmp_path):
     from medsight.cli import main
 
     assert main(["nlp", "eval-ner", "--out", str(tmp_path), "--corpus", str(BC5CDR), "--limit", "3", "--kind", "cnn"]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert m["kind"] == "cnn" and m["selected_on"] == "test" and m["documents"] == 3 and 0.5 < m["f1"] <= 1.0
+    assert m["kind"] == "cnn" and m["selected_on"] == "dev" and m["documents"] == 3 and 0.5 < m["f1"] <= 1.0
 
 
 def test_ner_kind_resolution(monkeypatch):
