@@ -9,6 +9,8 @@ import json
 import logging
 import math
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -189,8 +191,54 @@ def _normal_embeddings():
     return embed_sentences(list(NORMAL_STATEMENTS)).astype("float32")
 
 
+class _EmbeddingCache:
+    """The most recent `size` sentence embeddings, shared by every session and thread (a lock guards it; the cached
+    arrays are read-only). Notes repeat their phrases ("No pneumothorax.", "Heart size is normal."), so a phrase is
+    embedded once per process rather than once per note. `MEDSIGHT_EMBED_CACHE=0` turns it off."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._vectors: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def embed(self, sentences: list[str], encode):
+        import numpy as np
+
+        if self.size <= 0:
+            return encode(sentences)
+        with self._lock:
+            found = {s: self._vectors[s] for s in sentences if s in self._vectors}
+            for s in found:
+                self._vectors.move_to_end(s)
+        missing = [s for s in dict.fromkeys(sentences) if s not in found]
+        if missing:
+            for s, vector in zip(missing, encode(missing)):
+                vector.flags.writeable = False
+                found[s] = vector
+            with self._lock:
+                for s in missing:
+                    self._vectors[s] = found[s]
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            self.hits += len(sentences) - len(missing)
+            self.misses += len(missing)
+        return np.stack([found[s] for s in sentences]) if sentences else encode(sentences)
+
+
+_CACHE = _EmbeddingCache(int(os.environ.get("MEDSIGHT_EMBED_CACHE", "4096")))
+
+
 def embed_sentences(sentences: list[str]):
-    return load_embedder().encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    def encode(texts):
+        return load_embedder().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+
+    return _CACHE.embed(list(sentences), encode)
 
 
 def classify_sentences(units, negated_conditions: set[str] = frozenset(), calibration: SimilarityCalibration | None = None) -> list[ConditionScore]:
