@@ -90,11 +90,9 @@ def answer_report(rows, coef, intercept, max_sentences: int = 3, ratio: float = 
 
     hits = 0
     for q, cands, X, _ in rows:
-        probs = 1.0 / (1.0 + np.exp(-(X @ coef + intercept)))
-        ranked = [c for _, c in sorted(zip(-probs, range(len(cands))))]
-        ranked = [cands[i] for i in ranked]
-        for c, p in zip(ranked, sorted(probs, reverse=True)):
+        for c, p in zip(cands, 1.0 / (1.0 + np.exp(-(X @ coef + intercept)))):
             c.score = float(p)
+        ranked = sorted(cands, key=lambda c: -c.score)
         hits += gold_contained(shown_answer(" ".join(excerpts(choose(q["query"], ranked, max_sentences, ratio)))),
                                q["answer"])
     return round(hits / max(len(rows), 1), 4)

@@ -138,12 +138,20 @@ def head_signals(maps, pf, mask, fit, films, epochs_flow, epochs_st):
             "patchcore_site.mean": pc_mean(pf, fit, films)}
 
 
+def nih_dev_maps(manifest: str):
+    """The dev split's nih_talo films (the site both site probes use), and their cached VGG16 feature maps."""
+    from medsight.sites.fitting import _backbone
+    from medsight.training.dataset import read_manifest
+    from medsight.training.features import cached_maps
+
+    df = read_manifest(manifest, "dev")
+    nih = df[df["source"] == "nih_talo"].reset_index(drop=True)
+    return nih, np.asarray(cached_maps(nih["path"], _backbone), dtype=np.float32)
+
+
 def main(argv=None) -> int:
     from sklearn.metrics import roc_auc_score
 
-    from medsight.training.dataset import read_manifest
-    from medsight.training.features import cached_maps
-    from medsight.training.workflow import _backbone_factory
     from medsight.vision.detectors import load_detector
     from medsight.vision.detectors.patchcore import region_mask
 
@@ -155,9 +163,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/site_heads")
     args = parser.parse_args(argv)
 
-    df = read_manifest(args.manifest, "dev")
-    nih = df[df.source == "nih_talo"].reset_index(drop=True)
-    maps = np.asarray(cached_maps(nih["path"], _backbone_factory("cpu")), dtype=np.float32)
+    nih, maps = nih_dev_maps(args.manifest)
     y = 1 - nih.is_normal.to_numpy()
     pid = nih.patient_id.astype(str).to_numpy()
     normals, pneumonia = np.flatnonzero(y == 0), np.flatnonzero(y == 1)

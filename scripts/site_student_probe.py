@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
-    from medsight.sites.fitting import _backbone, load_detectors
+    from site_heads_probe import nih_dev_maps
+
+    from medsight.sites.fitting import load_detectors
     from medsight.sites.study import _point, _score, _split_patients
-    from medsight.training.dataset import read_manifest
-    from medsight.training.features import cached_maps
     from medsight.vision.detectors.catalog import DEFAULT_DETECTOR
     from medsight.vision.detectors.patchcore import region_mask
     from medsight.vision.detectors.student import FeatureStudent
@@ -45,9 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/site_student")
     args = parser.parse_args(argv)
 
-    df = read_manifest(args.manifest, "dev")
-    df = df[df["source"] == "nih_talo"].reset_index(drop=True)
-    maps = np.asarray(cached_maps(df["path"], _backbone), dtype=np.float32)
+    df, maps = nih_dev_maps(args.manifest)
     y = 1 - df["is_normal"].to_numpy()
     groups = np.array([g if isinstance(g, str) and g else f"#{i}" for i, g in enumerate(df["patient_id"].fillna(""))])
     normals, abnormal = np.flatnonzero(y == 0), np.flatnonzero(y == 1)

@@ -36,7 +36,6 @@ FEATURES = ("bm25", "bm25_rel", "coverage", "prev_coverage", "bigrams", "cosine"
             # the sentence read with the one before it (an answer sentence often names its subject only there)
             "window_coverage", "window_cosine", "window_cosine_rel", "next_coverage", "opens_with_reference",
             "date_match", "cosine_rank_inv", "bm25_rank_inv", "window_coverage_rank_inv")
-SIMILARITY = ("cosine", "cosine_rel", "window_cosine", "window_cosine_rel", "cosine_rank_inv")
 _REFERENCE = re.compile(r"^(it|its|they|their|this|these|those|he|she|such)\b", re.I)
 _WANTS_DATE = re.compile(r"\b(when|what year|which year|date)\b", re.I)
 _HAS_DATE = re.compile(r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|october|"
@@ -78,18 +77,20 @@ def candidate_sentences(passages, min_words: int = 4, max_words: int = 90) -> li
             if _boilerplate(sent):
                 continue
             seen.add(key)
-            following = sentences[j + 1] if j + 1 < len(sentences) else ""
-            if _boilerplate(following) or len(following.split()) > max_words:
-                following = ""
-            preceding = sentences[j - 1] if j else ""
-            if _boilerplate(preceding) or len(preceding.split()) > max_words:
-                preceding = ""
-            out.append(Candidate(sent, i, j, following=following, preceding=preceding))
+            out.append(Candidate(sent, i, j, following=_neighbour(sentences, j + 1, max_words),
+                                 preceding=_neighbour(sentences, j - 1, max_words)))
     return out
 
 
 def _boilerplate(sentence: str) -> bool:
     return sentence.lower().startswith(("http", "doi", "license", "copyright"))
+
+
+def _neighbour(sentences: list[str], j: int, max_words: int) -> str:
+    """Sentence j of the passage when it exists and could be shown beside a candidate, else ""."""
+    if not 0 <= j < len(sentences) or _boilerplate(sentences[j]) or len(sentences[j].split()) > max_words:
+        return ""
+    return sentences[j]
 
 
 def _idf(token_lists: Sequence[list[str]]) -> dict[str, float]:
@@ -112,7 +113,8 @@ def _rank_inv(x):
 
 def features(question: str, candidates: Sequence[Candidate], n_passages: int, cosines=None, window_cosines=None):
     """Feature matrix (len(candidates) x len(FEATURES)); `cosines` are question-sentence similarities and
-    `window_cosines` question-(previous + sentence) similarities, if known (else embedded here)."""
+    `window_cosines` question-(previous + sentence) similarities (`similarities`); left out, they are zero (the
+    lexical features need no embedding; `selector_matrix` fills them for the candidates it keeps)."""
     import numpy as np
 
     if not candidates:
@@ -135,10 +137,8 @@ def features(question: str, candidates: Sequence[Candidate], n_passages: int, co
     for i, c in enumerate(candidates):
         if i and candidates[i - 1].passage == c.passage:
             prev[i] = coverage[i - 1]
-    if cosines is None:
-        cosines, window_cosines = similarities(question, candidates, range(len(candidates)))
-    cosines = np.asarray(cosines, dtype="float64")
-    window_cosines = cosines if window_cosines is None else np.asarray(window_cosines, dtype="float64")
+    cosines = np.zeros(len(candidates)) if cosines is None else np.asarray(cosines, dtype="float64")
+    window_cosines = np.zeros(len(candidates)) if window_cosines is None else np.asarray(window_cosines, dtype="float64")
     window_cov, next_cov = np.zeros(len(toks)), np.zeros(len(toks))
     sets = [set(t) for t in toks]
     for i, c in enumerate(candidates):
@@ -215,11 +215,14 @@ _LEXICAL = [FEATURES.index(f) for f in ("bm25_rel", "coverage", "bigrams")]
 
 def lexical_order(question: str, candidates: Sequence[Candidate]) -> list[int]:
     """Indices of `candidates`, the most lexical evidence for the question first (BM25, coverage, shared pairs)."""
-    import numpy as np
-
     if not candidates:
         return []
-    X = features(question, candidates, 1, cosines=np.zeros(len(candidates)), window_cosines=np.zeros(len(candidates)))
+    return _by_lexical_evidence(features(question, candidates, 1))
+
+
+def _by_lexical_evidence(X) -> list[int]:
+    import numpy as np
+
     return [int(i) for i in np.argsort(-X[:, _LEXICAL].sum(axis=1), kind="stable")]
 
 
@@ -227,11 +230,8 @@ def selector_matrix(question: str, candidates: Sequence[Candidate], n_passages: 
     """(indices, feature rows) as the selector sees them: lexical features over all candidates, then only the
     PREFILTER candidates with the most lexical evidence kept and embedded (with the sentence before each), their
     similarity features set. Fitting (scripts/fit_answer_selector.py) and answering both call this."""
-    import numpy as np
-
-    zeros = np.zeros(len(candidates))
-    X = features(question, candidates, n_passages, cosines=zeros, window_cosines=zeros)
-    keep = sorted(np.argsort(-X[:, _LEXICAL].sum(axis=1), kind="stable")[:PREFILTER].tolist())
+    X = features(question, candidates, n_passages)
+    keep = sorted(_by_lexical_evidence(X)[:PREFILTER])
     cos, window = similarities(question, candidates, keep, embed_fn)
     X = X[keep]
     for name, values in (("cosine", cos), ("cosine_rel", cos - cos.max()), ("window_cosine", window),

@@ -126,11 +126,11 @@ def benchmark(notes: list[str], repeat: int = 1) -> dict:
     """Throughput of analyze_note on `notes` (after one warm-up call; the sentence-embedding cache is emptied after it, so
     only repeats among `notes` themselves are served from it)."""
     from medsight.nlp import analyze_note
-    from medsight.nlp.zeroshot import _CACHE
+    from medsight.nlp.zeroshot import EMBEDDING_CACHE as cache
 
     analyze_note(notes[0])
-    _CACHE.clear()
-    hits0, misses0 = _CACHE.hits, _CACHE.misses
+    cache.clear()
+    hits0, misses0 = cache.hits, cache.misses
     t0, c0 = time.perf_counter(), time.process_time()
     n = chars = 0
     for _ in range(repeat):
@@ -143,7 +143,7 @@ def benchmark(notes: list[str], repeat: int = 1) -> dict:
     return {"notes": n, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "notes_per_s": round(n / seconds, 2),
             "notes_per_cpu_s": round(n / cpu, 2), "chars_per_s": round(chars / seconds), "load_average_1min": round(_load(), 2),
             # texts the zero-shot classifier found already embedded (phrases repeated across notes); 0 with the cache off
-            "embedding_cache_hit_share": round((_CACHE.hits - hits0) / max(_CACHE.hits - hits0 + _CACHE.misses - misses0, 1), 3)}
+            "embedding_cache_hit_share": round((cache.hits - hits0) / max(cache.hits - hits0 + cache.misses - misses0, 1), 3)}
 
 
 def _load() -> float:

@@ -231,14 +231,14 @@ class _EmbeddingCache:
         return np.stack([found[s] for s in sentences]) if sentences else encode(sentences)
 
 
-_CACHE = _EmbeddingCache(int(os.environ.get("MEDSIGHT_EMBED_CACHE", "4096")))
+EMBEDDING_CACHE = _EmbeddingCache(int(os.environ.get("MEDSIGHT_EMBED_CACHE", "4096")))
 
 
 def embed_sentences(sentences: list[str]):
     def encode(texts):
         return load_embedder().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
-    return _CACHE.embed(list(sentences), encode)
+    return EMBEDDING_CACHE.embed(list(sentences), encode)
 
 
 def classify_sentences(units, negated_conditions: set[str] = frozenset(), calibration: SimilarityCalibration | None = None) -> list[ConditionScore]:
