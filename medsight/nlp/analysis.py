@@ -82,14 +82,15 @@ def _register_abbreviation_entities():
         return doc
 
 
-@lru_cache(maxsize=2)
-def load_pipeline(prefer_scispacy: bool = True):
-    """NER (scispaCy or shipped) + lexicon ruler + abbreviation detector + negation/uncertainty, built once."""
+@lru_cache(maxsize=4)
+def load_pipeline(prefer_scispacy: bool = True, ner: str | None = None):
+    """NER (scispaCy or shipped; `ner` names a kind of medsight.nlp.ner.NER_KINDS, default $MEDSIGHT_NER or auto) +
+    lexicon ruler + abbreviation detector + negation/uncertainty, built once per kind."""
     from medsight.nlp.lexicon import add_lexicon_ruler
     from medsight.nlp.negation import add_assertion_pipes
     from medsight.nlp.ner import load_ner
 
-    nlp = load_ner(prefer_scispacy=prefer_scispacy)
+    nlp = load_ner(prefer_scispacy=prefer_scispacy, kind=ner)
     nlp.add_pipe("sentencizer", first=True)
     synonyms = sorted({s for c in CONDITIONS for s in c.synonyms if len(s) > 4 and not s.isupper()})
     add_lexicon_ruler(nlp, extra_disease_terms=synonyms)
@@ -199,17 +200,18 @@ def note_chunks(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, str]]:
 
 
 def analyze_note(text, anomaly_score: float | None = None, risk_band: str | None = None, use_nli: bool = True,
-                 normal_percentile: float | None = None) -> NoteAnalysis:
+                 normal_percentile: float | None = None, ner: str | None = None) -> NoteAnalysis:
     """Analyse one clinical note or radiology report.
 
     `risk_band` ('LOW' | 'MEDIUM' | 'HIGH') and/or `normal_percentile` (0-100) are the image detector's calibrated
     results for the same study (`Case.note_image_args()` gives them); when given, `fusion` says whether note and
     image agree. `anomaly_score` is the detector's raw score, carried for display only. Raises NoteError for
-    unusable input."""
+    unusable input. `ner` picks the entity model ("smollm": the accurate LM-feature NER; default: the app's default).
+    Raises FileNotFoundError when the model asked for is not installed."""
     from medsight.nlp.zeroshot import SimilarityCalibration, classify_nli, classify_sentences
 
     text = validate_note(text)
-    nlp = load_pipeline()
+    nlp = load_pipeline() if ner is None else load_pipeline(ner=ner)  # one cache entry for the default
     entities, units = [], []
     for offset, piece in note_chunks(text):
         # spaCy pipelines are not documented as thread-safe and Streamlit runs sessions in threads: the lock is held

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 # The CLI (not the library) knows where the development corpus usually is; --corpus or $MEDSIGHT_CORPUS override it.
+NER_CHOICES = ["auto", "smollm", "transformer", "cnn", "scispacy"]  # medsight.nlp.ner.NER_KINDS
 DEFAULT_CORPUS = Path(os.environ.get("MEDSIGHT_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "data" / "corpus"))
 
 
@@ -15,23 +16,24 @@ def register(subparsers) -> None:
     nlp = subparsers.add_parser("nlp", help="clinical notes: entities, negation, condition scores, fusion")
     sub = nlp.add_subparsers(dest="nlp_command", required=True)
 
-    train = sub.add_parser("train-ner", help="train the BC5CDR NER (transformer: weights/ner_transformer; cnn: weights/ner/model)")
-    train.add_argument("--kind", choices=["transformer", "cnn"], default="transformer")
+    train = sub.add_parser("train-ner", help="train the BC5CDR NER (smollm: weights/ner_smollm; "
+                           "transformer: weights/ner_transformer; cnn: weights/ner/model)")
+    train.add_argument("--kind", choices=["smollm", "transformer", "cnn"], default="smollm")
     train.add_argument("--corpus", default=str(DEFAULT_CORPUS / "bc5cdr"), help="folder with CDR_*.PubTator.txt")
-    train.add_argument("--out", help="model folder (default weights/ner_transformer or weights/ner/model)")
-    train.add_argument("--epochs", type=int, help="default: 8 (transformer) or 12 (cnn)")
+    train.add_argument("--out", help="model folder (default weights/ner_smollm, weights/ner_transformer or weights/ner/model)")
+    train.add_argument("--epochs", type=int, help="default: 12 (smollm, cnn) or 8 (transformer)")
     train.add_argument("--lr", type=float, help="transformer learning rate (default 1e-4)")
     train.add_argument("--frozen-layers", type=int, help="transformer: lowest encoder layers kept pretrained and cached (of 6; default 0)")
     train.add_argument("--max-minutes", type=float, help="cnn: stop after the epoch that crosses this (default 30); "
                        "transformer: stop (resumably) after this many minutes of this run (default 600)")
-    train.add_argument("--dev", action="store_true", help="cnn: train on Training only and report Development F1 per epoch "
-                       "(the transformer always does, unless --add-dev)")
+    train.add_argument("--dev", action="store_true", help="cnn, smollm: train on Training only and report Development "
+                       "F1 per epoch (the transformer always does, unless --add-dev)")
     train.add_argument("--add-dev", action="store_true", help="transformer: fit on Training+Development for exactly "
                        "--epochs (no Development selection; not how the shipped model was made)")
     train.add_argument("--checkpoints", help="transformer: resumable checkpoint folder (default .cache/ner_transformer/<run>)")
     train.add_argument("--resume", action="store_true", help="cnn: continue training the model already in --out")
-    train.add_argument("--epochs-from", metavar="RUN", help="cnn: fit on Training+Development for the epoch count with the "
-                       "best Development F1 in RUN (a `--dev` run's model folder); recorded as selected_on = dev")
+    train.add_argument("--epochs-from", metavar="RUN", help="cnn, smollm: fit on Training+Development for the epoch count "
+                       "with the best Development F1 in RUN (a `--dev` run's model folder); recorded as selected_on = dev")
     train.set_defaults(func=_train_ner)
 
     ev = sub.add_parser("eval-ner", help="entity P/R/F1 per type on BC5CDR Test (writes DIR/metrics.json)")
@@ -39,8 +41,8 @@ def register(subparsers) -> None:
     ev.add_argument("--corpus", default=str(DEFAULT_CORPUS / "bc5cdr"))
     ev.add_argument("--split", default="test", choices=["test", "dev", "train"])
     ev.add_argument("--model", help="model folder (default: the one --kind names)")
-    ev.add_argument("--kind", choices=["auto", "transformer", "cnn", "scispacy"], help="default: $MEDSIGHT_NER or auto "
-                    "(scispaCy en_ner_bc5cdr_md if installed, else weights/ner_transformer, else weights/ner/model)")
+    ev.add_argument("--kind", choices=NER_CHOICES, help="default: $MEDSIGHT_NER or auto (what the app uses: scispaCy "
+                    "en_ner_bc5cdr_md if installed, else weights/ner_transformer, else weights/ner/model)")
     ev.add_argument("--limit", type=int, help="only the first N abstracts of the split")
     ev.set_defaults(func=_eval_ner)
 
@@ -63,7 +65,7 @@ def register(subparsers) -> None:
     bench.add_argument("--reports", default=str(DEFAULT_CORPUS / "iu_xray_reports" / "NLMCXR_reports.tgz"))
     bench.add_argument("--notes", type=int, default=200, help="how many reports to time")
     bench.add_argument("--out", help="folder for bench_<ner kind>.json")
-    bench.add_argument("--ner", choices=["auto", "transformer", "cnn", "scispacy"], help="NER to time (sets $MEDSIGHT_NER)")
+    bench.add_argument("--ner", choices=NER_CHOICES, help="NER to time (sets $MEDSIGHT_NER)")
     bench.set_defaults(func=_bench)
 
     card = sub.add_parser("card", help="write weights/ner/MODEL_CARD.md from the metrics files in weights/ner/")
@@ -91,7 +93,7 @@ def _train_ner(args) -> int:
     from medsight.nlp.lexicon import write_symptom_lexicon
 
     _limit_threads()
-    held_out = args.dev if args.kind == "cnn" else not args.add_dev
+    held_out = args.dev if args.kind in ("cnn", "smollm") else not args.add_dev
     try:
         train_docs = read_bc5cdr(args.corpus, ["train"] if held_out else ["train", "dev"])
         dev_docs = read_bc5cdr(args.corpus, ["dev"]) if held_out else None
@@ -100,24 +102,57 @@ def _train_ner(args) -> int:
     print(f"symptom lexicon: {write_symptom_lexicon()}", file=sys.stderr)
     if args.kind == "transformer":
         return _train_transformer(args, train_docs, dev_docs)
-    from medsight.nlp.ner import MODEL_DIR, TrainConfig, epochs_chosen_on_dev, train_ner
-
-    selection = None
-    if args.epochs_from:
-        if args.dev or args.epochs or args.resume:
-            raise UserError("--epochs-from picks the epoch count itself: leave out --dev, --epochs and --resume")
-        meta_path = Path(args.epochs_from) / "meta.json"
-        if not meta_path.exists():
-            raise UserError(f"{meta_path} not found: give the folder of a `train-ner --kind cnn --dev` run")
-        try:
-            selection = epochs_chosen_on_dev(json.loads(meta_path.read_text()).get("medsight_train", {}).get("history", []))
-        except ValueError as exc:
-            raise UserError(f"{args.epochs_from}: {exc}") from None
-        print(f"epochs chosen on Development: {selection['epochs']} (Development F1 {selection['dev_f1']})", file=sys.stderr)
+    selection = _selection(args)
     epochs = selection["epochs"] if selection else (args.epochs or 12)
+    if args.kind == "smollm":
+        return _train_smollm(args, dev_docs, epochs, selection)
+    from medsight.nlp.ner import MODEL_DIR, TrainConfig, train_ner
+
     train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=epochs, max_minutes=args.max_minutes or 30.0),
               dev_docs=dev_docs, resume=args.resume, selection=selection)
     print(f"saved NER model to {args.out or MODEL_DIR}")
+    return 0
+
+
+def _selection(args) -> dict | None:
+    """The epoch count a `--dev` run's Development curve chose, for --epochs-from (None without it)."""
+    from medsight.errors import UserError
+    from medsight.nlp.ner import epochs_chosen_on_dev
+
+    if not args.epochs_from:
+        return None
+    if args.dev or args.epochs or args.resume:
+        raise UserError("--epochs-from picks the epoch count itself: leave out --dev, --epochs and --resume")
+    meta_path = Path(args.epochs_from) / "meta.json"
+    if not meta_path.exists():
+        raise UserError(f"{meta_path} not found: give the folder of a `train-ner --kind {args.kind} --dev` run")
+    meta = json.loads(meta_path.read_text())
+    try:
+        selection = epochs_chosen_on_dev(meta.get("history") or meta.get("medsight_train", {}).get("history", []))
+    except ValueError as exc:
+        raise UserError(f"{args.epochs_from}: {exc}") from None
+    print(f"epochs chosen on Development: {selection['epochs']} (Development F1 {selection['dev_f1']})", file=sys.stderr)
+    return selection
+
+
+def _train_smollm(args, dev_docs, epochs: int, selection: dict | None) -> int:
+    from medsight.config import CACHE_DIR
+    from medsight.nlp.lm_ner import LM_NER_DIR
+    from medsight.nlp.lm_ner_train import LMTrainConfig, split_features, train_head
+
+    progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    from medsight.nlp.corpus import read_bc5cdr
+
+    cache = CACHE_DIR / "features" / "ner_smollm"  # one cache per split, shared by the --dev run and the final fit
+    train = split_features(read_bc5cdr(args.corpus, ["train"]), cache, progress)
+    dev = split_features(read_bc5cdr(args.corpus, ["dev"]), cache, progress)
+    if not dev_docs:
+        train, dev = train + dev, None
+    cfg = LMTrainConfig(epochs=epochs, **({"learn_rate": args.lr} if args.lr else {}))
+    out = Path(args.out) if args.out else LM_NER_DIR
+    train_head(train, out, cfg, dev=dev, selection=selection, progress=progress,
+               trained_on="BC5CDR Training" if dev_docs else "BC5CDR Training+Development")
+    print(f"saved LM NER head to {out}")
     return 0
 
 
@@ -159,7 +194,8 @@ def _eval_ner(args) -> int:
     metrics["dataset"] = f"BC5CDR {args.split} split ({len(docs)} PubMed abstracts), exact mention spans"
     metrics["model"] = nlp.meta.get("name", "?")
     name = nlp.meta.get("name", "")
-    metrics["kind"] = "transformer" if name.endswith("transformer") else "cnn" if name == "medsight_ner_bc5cdr" else "scispacy"
+    metrics["kind"] = ("smollm" if name.endswith("smollm") else "transformer" if name.endswith("transformer")
+                       else "cnn" if name == "medsight_ner_bc5cdr" else "scispacy")
     metrics["selected_on"] = _selected_on(nlp)
     metrics["extra_types"] = _extra_type_counts(docs, nlp)
     _write(args.out, "metrics.json", metrics)
@@ -171,7 +207,7 @@ def _selected_on(nlp) -> str:
     """The split the model's training choices were made on: the transformer records it; so does a CNN trained with
     `--epochs-from` (dev); the first shipped CNN's epoch count was chosen with its Test score in view (docs/nlp.md);
     scispaCy's by its authors."""
-    if nlp.meta.get("name", "").endswith("transformer"):
+    if nlp.meta.get("name", "").endswith(("transformer", "smollm")):
         return nlp.get_pipe("ner").tagger.meta.get("selected_on", "?")
     if nlp.meta.get("name") == "medsight_ner_bc5cdr":
         return nlp.meta.get("medsight_train", {}).get("selection", {}).get("selected_on", "test")
@@ -280,6 +316,7 @@ def _bench(args) -> int:
 def _card(args) -> int:
     from medsight.nlp.evaluate import render_model_card
     from medsight.nlp.ner import NLP_WEIGHTS_DIR
+    from medsight.nlp.lm_ner import LM_NER_DIR
     from medsight.nlp.transformer_ner import TRANSFORMER_DIR
 
     def read(path):
@@ -291,9 +328,14 @@ def _card(args) -> int:
         transformer = {"meta": read(TRANSFORMER_DIR / "meta.json"), "dev": read(TRANSFORMER_DIR / "dev" / "metrics.json"),
                        "test": read(TRANSFORMER_DIR / "test" / "metrics.json"),
                        "size_mb": (TRANSFORMER_DIR / "model.safetensors").stat().st_size / 1e6}
+    lm = None
+    if (LM_NER_DIR / "meta.json").exists():
+        lm = {"meta": read(LM_NER_DIR / "meta.json"), "test": read(NLP_WEIGHTS_DIR / "metrics_ner_smollm.json"),
+              "size_mb": (LM_NER_DIR / "head.safetensors").stat().st_size / 1e6}
     benches = {p.stem.removeprefix("bench_"): read(p) for p in sorted(NLP_WEIGHTS_DIR.glob("bench_*.json"))}
     card = render_model_card(read(NLP_WEIGHTS_DIR / "metrics_ner.json"), read(NLP_WEIGHTS_DIR / "metrics_zeroshot.json"),
-                             read(NLP_WEIGHTS_DIR / "bench.json"), meta.get("medsight_train"), transformer=transformer, benches=benches)
+                             read(NLP_WEIGHTS_DIR / "bench.json"), meta.get("medsight_train"), transformer=transformer, benches=benches,
+                             lm=lm)
     path = NLP_WEIGHTS_DIR / "MODEL_CARD.md"
     path.write_text(card, encoding="utf-8")
     print(f"wrote {path}")

@@ -74,11 +74,11 @@ def scispacy_available() -> bool:
 
 #: Which NER `load_ner` builds when none is named: "auto" = scispaCy if installed, else the transformer if its weights
 #: are present, else the CNN. Override with $MEDSIGHT_NER (auto | transformer | cnn | scispacy).
-NER_KINDS = ("auto", "transformer", "cnn", "scispacy")
+NER_KINDS = ("auto", "smollm", "transformer", "cnn", "scispacy")
 
 
 def ner_kind(kind: str | None = None) -> str:
-    """The NER kind `load_ner(kind=...)` resolves to ("scispacy", "transformer" or "cnn")."""
+    """The NER kind `load_ner(kind=...)` resolves to ("scispacy", "smollm", "transformer" or "cnn")."""
     import os
 
     kind = (kind or os.environ.get("MEDSIGHT_NER") or "auto").lower()
@@ -107,9 +107,13 @@ def load_ner(model_dir: str | Path | None = None, prefer_scispacy: bool = True, 
         transformer_available,
     )
 
+    from medsight.nlp.lm_ner import load_lm_pipeline
+
     if model_dir is not None:
         if transformer_available(model_dir):
             return load_transformer_pipeline(model_dir)
+        if (Path(model_dir) / "head.safetensors").is_file():
+            return load_lm_pipeline(model_dir)
     else:
         resolved = ner_kind(kind)
         if resolved == "scispacy" and not prefer_scispacy:
@@ -125,6 +129,8 @@ def load_ner(model_dir: str | Path | None = None, prefer_scispacy: bool = True, 
             return nlp
         if resolved == "transformer":
             return load_transformer_pipeline()
+        if resolved == "smollm":
+            return load_lm_pipeline()
     model_dir = Path(model_dir) if model_dir else MODEL_DIR
     if not (model_dir / "meta.json").exists():
         raise FileNotFoundError(
