@@ -292,3 +292,48 @@ def _zip_of(files: dict) -> bytes:
         for name, data in files.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+NOTES = {  # note -> (an entity the accurate model must mark, its type) ; each session types its own
+    "Cisplatin-induced nephrotoxicity after the second cycle. No pleural effusion.": ("nephrotoxicity", "Disease"),
+    "Started on haloperidol; now tardive dyskinesia. Lungs clear.": ("haloperidol", "Chemical"),
+    "Isoniazid hepatitis suspected. Right lower lobe consolidation.": ("Isoniazid", "Chemical"),
+}
+
+
+def test_three_sessions_read_notes_with_the_accurate_entity_model_at_once(app_url, browser_page):
+    """Issue 14 walked: the notes page's accurate entity model (SmolLM2 features, loaded once and shared) serves
+    several sessions at once, each seeing its own note's entities; an empty note gets one message."""
+    from medsight.nlp.lm_ner import lm_ner_available
+
+    if not lm_ner_available():
+        pytest.skip("no LM NER head or SmolLM2 installed")
+    browser = browser_page.context.browser
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in NOTES]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for p, note in zip(pages, NOTES):
+            p.set_default_timeout(600_000)
+            p.goto(f"{app_url}/Clinical_notes")  # straight to the page's URL, as a shared link opens it
+            p.get_by_role("heading", name="Clinical notes").wait_for()
+            p.get_by_text("accurate (SmolLM2 features").click()
+            p.locator("textarea").fill(note)
+            p.locator("textarea").press("Control+Enter")  # commit the text before the click reads it
+        for p in pages:  # every session presses Analyse before any result is awaited
+            p.get_by_role("button", name="Analyse the note").click()
+        for i, (p, (word, label)) in enumerate(zip(pages, NOTES.values())):
+            main_area(p).locator(f".entity-{label}", has_text=word).first.wait_for()
+            text = main_area(p).inner_text()
+            assert "medsight_ner_bc5cdr_smollm" in text and p.locator("[data-testid=stException]").count() == 0
+            others = [w for w, _ in NOTES.values() if w != word]
+            assert not any(o in text for o in others), f"session {i} shows another session's note"
+            p.screenshot(path=str(SHOTS / f"walk_notes_accurate_{i}.png"), full_page=True)
+        p = pages[0]
+        p.locator("textarea").fill("")
+        p.locator("textarea").press("Control+Enter")
+        p.get_by_role("button", name="Analyse the note").click()
+        p.locator("[data-testid=stAlertContentError]").first.wait_for()
+        assert p.locator("[data-testid=stException]").count() == 0
+    finally:
+        for c in contexts:
+            c.close()
