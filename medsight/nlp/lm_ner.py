@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medsight.nlp.ner import NLP_WEIGHTS_DIR
-from medsight.nlp.transformer_ner import TAGS, TransformerNERPipe, doc_words, spans_from_tags, windows
+from medsight.nlp.transformer_ner import TAGS, doc_words, spans_from_tags, tagger_pipeline, windows
 
 LM_NER_DIR = NLP_WEIGHTS_DIR.parent / "ner_smollm"
 MODEL_NAME = "medsight_ner_bc5cdr_smollm"
@@ -187,27 +187,10 @@ class LMTagger:
         return result
 
 
-def _register_factory():
-    from spacy.language import Language
-
-    if "medsight_lm_ner" in Language.factories:
-        return
-
-    @Language.factory("medsight_lm_ner", default_config={"model_dir": ""})
-    def make(nlp, name, model_dir: str):
-        return TransformerNERPipe(LMTagger(model_dir or None))
-
-
 def load_lm_pipeline(model_dir: str | Path | None = None):
     """A spaCy pipeline (biomedical tokenizer + the LM tagger as "ner") ready for load_pipeline's additions."""
-    from medsight.nlp.ner import blank_pipeline
-
     model_dir = Path(model_dir) if model_dir else LM_NER_DIR
     if not lm_ner_available(model_dir):
         raise FileNotFoundError(f"no LM NER in {model_dir} (or SmolLM2 not installed): run `medsight nlp train-ner --kind smollm`")
-    _register_factory()
-    nlp = blank_pipeline()
-    nlp.add_pipe("medsight_lm_ner", name="ner", config={"model_dir": str(model_dir)})
-    nlp.meta["name"] = MODEL_NAME
-    nlp.meta["description"] = "BiLSTM head over frozen SmolLM2-135M hidden states (Chemical, Disease), trained on BC5CDR by medsight"
-    return nlp
+    return tagger_pipeline("medsight_lm_ner", LMTagger, model_dir, MODEL_NAME,
+                           "BiLSTM head over frozen SmolLM2-135M hidden states (Chemical, Disease), trained on BC5CDR by medsight")

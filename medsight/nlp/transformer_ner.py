@@ -219,27 +219,27 @@ class TransformerNERPipe:
             yield from (self._merge(d, s) for d, s in zip(batch, self.tagger.spans(batch)))
 
 
-def _register_factory():
+def tagger_pipeline(factory: str, make_tagger, model_dir: Path, name: str, description: str):
+    """A spaCy pipeline (biomedical tokenizer + a word tagger wrapped in TransformerNERPipe as "ner"); `factory` is the
+    spaCy factory name registered once for `make_tagger(model_dir or None)`."""
     from spacy.language import Language
 
-    if "medsight_transformer_ner" in Language.factories:
-        return
+    from medsight.nlp.ner import blank_pipeline
 
-    @Language.factory("medsight_transformer_ner", default_config={"model_dir": ""})
-    def make(nlp, name, model_dir: str):
-        return TransformerNERPipe(TransformerTagger(model_dir or None))
+    if factory not in Language.factories:
+        Language.factory(factory, default_config={"model_dir": ""},
+                         func=lambda nlp, name, model_dir: TransformerNERPipe(make_tagger(model_dir or None)))
+    nlp = blank_pipeline()
+    nlp.add_pipe(factory, name="ner", config={"model_dir": str(model_dir)})
+    nlp.meta["name"] = name
+    nlp.meta["description"] = description
+    return nlp
 
 
 def load_transformer_pipeline(model_dir: str | Path | None = None):
     """A spaCy pipeline (biomedical tokenizer + the transformer tagger as "ner") ready for load_pipeline's additions."""
-    from medsight.nlp.ner import blank_pipeline
-
     model_dir = Path(model_dir) if model_dir else TRANSFORMER_DIR
     if not transformer_available(model_dir):
         raise FileNotFoundError(f"no transformer NER model in {model_dir}: run `medsight nlp train-ner --kind transformer`")
-    _register_factory()
-    nlp = blank_pipeline()
-    nlp.add_pipe("medsight_transformer_ner", name="ner", config={"model_dir": str(model_dir)})
-    nlp.meta["name"] = MODEL_NAME
-    nlp.meta["description"] = "MiniLM-L6 token classifier (Chemical, Disease) fine-tuned on BC5CDR by medsight"
-    return nlp
+    return tagger_pipeline("medsight_transformer_ner", TransformerTagger, model_dir, MODEL_NAME,
+                           "MiniLM-L6 token classifier (Chemical, Disease) fine-tuned on BC5CDR by medsight")
