@@ -62,11 +62,15 @@ def word_features(text: str, spans: list[tuple[int, int]], tokenizer=None, model
     for a, b in windows(words, [max(1, int(c)) for c in counts], WINDOW_TOKENS - 1):
         lo, hi = spans[a][0], spans[b - 1][1]
         piece = tokenizer(text[lo:hi], add_special_tokens=False, return_offsets_mapping=True)
-        ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 1] + piece["input_ids"]
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 1
         p_ends = np.array([lo + e for _, e in piece["offset_mapping"]])
-        with torch.inference_mode():
-            hidden = base(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
-        stack = torch.stack([hidden[layer][0, 1:] for layer in LAYERS]).float().numpy()  # layers x pieces x HIDDEN
+        parts = []  # a single word longer than a window (a pasted blob) is read WINDOW_TOKENS - 1 pieces at a time
+        for k in range(0, max(len(piece["input_ids"]), 1), WINDOW_TOKENS - 1):
+            ids = [bos] + piece["input_ids"][k : k + WINDOW_TOKENS - 1]
+            with torch.inference_mode():
+                hidden = base(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+            parts.append(torch.stack([hidden[layer][0, 1:] for layer in LAYERS]).float().numpy())
+        stack = np.concatenate(parts, axis=1)  # layers x pieces x HIDDEN
         last_piece = len(p_ends) - 1
         for i in range(a, b):
             s, e = spans[i]

@@ -65,6 +65,9 @@ def test_long_text_is_windowed_and_every_word_gets_features(lm):
     head = word_features(text[: len(sentence) * 3], spans[:27], *lm)  # 9 words a sentence
     np.testing.assert_allclose(feats[:27].astype(np.float32), head.astype(np.float32), atol=3e-2, rtol=2e-2)
     assert word_features("", [], *lm).shape == (0, N_VECTORS * HIDDEN)
+    blob = "Pneumonia. " + "x" * 6000 + " cisplatin"  # one pasted word far longer than a window
+    feats = word_features(blob, [(0, 9), (9, 10), (11, 6011), (6012, 6021)], *lm)
+    assert feats.shape == (4, N_VECTORS * HIDDEN) and np.isfinite(feats.astype(np.float32)).all()
 
 
 def test_training_records_the_development_curve_and_epochs_from_uses_it(tmp_path, lm):
