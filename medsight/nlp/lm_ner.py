@@ -173,9 +173,12 @@ class LMTagger:
     """Predicts Chemical/Disease word spans for spaCy Docs (the interface TransformerNERPipe calls)."""
 
     def __init__(self, model_dir: str | Path | None = None, head=None, meta: dict | None = None):
+        from medsight.lm import smollm2
+
         if head is None:
             head, meta = load_head(model_dir)
         self.head, self.meta = head, meta or {}
+        smollm2()  # load (on a fresh machine: convert) the LM now, with the pipeline, not inside the first note's lock
 
     def spans(self, docs):
         from spacy.tokens import Span
