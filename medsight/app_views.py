@@ -192,17 +192,19 @@ def table_html(df: pd.DataFrame, index: bool = False) -> str:
 
 
 def ner_choices() -> dict[str, str | None]:
-    """The note page's entity models, {label: `analyze_note(ner=...)`}: the default first, then the accurate LM-feature
-    NER when its head and SmolLM2 are installed; labels carry the Test F1 the metrics files hold."""
+    """The note page's entity models, {label: `analyze_note(ner=...)`}: the default first (None), then the other of our
+    two shipped models when installed (the accurate LM-feature NER, the fast CNN); labels carry their BC5CDR Test F1."""
     from medsight.nlp.lm_ner import lm_ner_available
     from medsight.nlp.ner import NLP_WEIGHTS_DIR, ner_kind
 
-    def f1(name: str) -> str:
-        path = NLP_WEIGHTS_DIR / name
-        return f", BC5CDR F1 {json.loads(path.read_text())['f1']:.3f}" if path.is_file() else ""
+    def label(kind: str) -> str:
+        metrics = NLP_WEIGHTS_DIR / {"smollm": "metrics_ner_smollm.json", "cnn": "metrics_ner.json"}.get(kind, "-")
+        f1 = f", BC5CDR F1 {json.loads(metrics.read_text())['f1']:.3f}" if metrics.is_file() else ""
+        return {"smollm": f"accurate (SmolLM2 features{f1})", "cnn": f"fast (CNN{f1})"}.get(kind, kind)
 
     kind = ner_kind()
-    out: dict[str, str | None] = {f"fast ({kind}{f1('metrics_ner.json') if kind == 'cnn' else ''})": None}
-    if kind != "smollm" and lm_ner_available():
-        out[f"accurate (SmolLM2 features{f1('metrics_ner_smollm.json')}; slower)"] = "smollm"
+    out: dict[str, str | None] = {label(kind): None}
+    for other in ("smollm", "cnn"):
+        if other != kind and (other == "cnn" or lm_ner_available()):
+            out[label(other)] = other
     return out

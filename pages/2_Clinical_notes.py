@@ -42,7 +42,7 @@ if st.button("Analyse the note", type="primary", key="analyse_note"):
         image_args = study.note_image_args()
     try:
         with st.spinner("Analysing (the first note loads the language models)…"):
-            registry.get("nlp" if ner_choice[model] is None else "nlp_accurate")
+            registry.get("nlp" if ner_choice[model] is None else f"nlp_{ner_choice[model]}")
             state.set_note_analysis(analyze_note(text, ner=ner_choice[model], **image_args))
     except NoteError as exc:
         st.session_state.pop("note_analysis", None)

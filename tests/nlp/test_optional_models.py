@@ -26,4 +26,6 @@ def test_analysis_names_its_backends(analyze):
     assert a.backends["zeroshot"] in ("embedding:all-MiniLM-L6-v2", "nli:distilbart-mnli")
     assert "bc5cdr" in a.backends["ner"]
     if not scispacy_available():
-        assert a.backends["ner"] == "medsight_ner_bc5cdr"
+        from medsight.nlp.lm_ner import lm_ner_available
+
+        assert a.backends["ner"] == ("medsight_ner_bc5cdr_smollm" if lm_ner_available() else "medsight_ner_bc5cdr")
