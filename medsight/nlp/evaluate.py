@@ -265,7 +265,7 @@ def render_model_card(ner_metrics: dict | None, zeroshot_metrics: dict | None, b
         lines += _lm_lines(lm)
     if transformer:
         lines += _transformer_lines(transformer)
-    lines += ["", f"## NER, {'fast option' if lm else 'offline default'}: CNN (`weights/ner/model`)", ""]
+    lines += ["", f"## NER, {'fast option' if transformer or lm else 'offline default'}: CNN (`weights/ner/model`)", ""]
     selection = (train_meta or {}).get("selection")
     if selection:
         curve = ", ".join(f"{f:.3f}" for f in selection["dev_curve"])

@@ -108,7 +108,11 @@ def build_app_registry(weights_dir=None, budget_mb: float | None = None, device:
     registry.register("minilm", minilm, spec_key="minilm_l6_v2", priority=19, held_by_module=True,
                       role="MiniLM sentence encoder: note conditions, knowledge-base retrieval, chat support checks (CPU)",
                       resident=lambda: _holds("medsight.embeddings", lambda m: m._MODEL is not None))
-    registry.register("nlp", nlp, spec_key="ner_bc5cdr", priority=20, requires=("minilm",), held_by_module=True,
+    from medsight.nlp.lm_ner import lm_ner_available  # files and an installed wheel only: no spaCy import at start-up
+
+    # the default NER is the LM-feature one when installed (medsight.nlp.ner.ner_kind): count the SmolLM2 it holds
+    registry.register("nlp", nlp, spec_key=("ner_bc5cdr", "smollm2_135m_instruct") if lm_ner_available() else "ner_bc5cdr",
+                      priority=20, requires=("minilm",), held_by_module=True,
                       role="clinical-note NER + negation + zero-shot conditions (uses minilm; CPU)",
                       resident=lambda: _holds("medsight.nlp", lambda m: m.load_pipeline.cache_info().currsize))
     # the notes page's other entity model, loaded when a session picks it (the default is "nlp")
