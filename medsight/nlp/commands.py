@@ -95,17 +95,17 @@ def _train_ner(args) -> int:
     _limit_threads()
     held_out = args.dev if args.kind in ("cnn", "smollm") else not args.add_dev
     try:
-        train_docs = read_bc5cdr(args.corpus, ["train"] if held_out else ["train", "dev"])
-        dev_docs = read_bc5cdr(args.corpus, ["dev"]) if held_out else None
+        training, development = read_bc5cdr(args.corpus, ["train"]), read_bc5cdr(args.corpus, ["dev"])
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
+    train_docs, dev_docs = (training, development) if held_out else (training + development, None)
     print(f"symptom lexicon: {write_symptom_lexicon()}", file=sys.stderr)
     if args.kind == "transformer":
         return _train_transformer(args, train_docs, dev_docs)
     selection = _selection(args)
     epochs = selection["epochs"] if selection else (args.epochs or 12)
     if args.kind == "smollm":
-        return _train_smollm(args, dev_docs, epochs, selection)
+        return _train_smollm(args, training, development, held_out, epochs, selection)
     from medsight.nlp.ner import MODEL_DIR, TrainConfig, train_ner
 
     train_ner(train_docs, args.out or MODEL_DIR, TrainConfig(epochs=epochs, max_minutes=args.max_minutes or 30.0),
@@ -135,23 +135,20 @@ def _selection(args) -> dict | None:
     return selection
 
 
-def _train_smollm(args, dev_docs, epochs: int, selection: dict | None) -> int:
+def _train_smollm(args, training, development, held_out: bool, epochs: int, selection: dict | None) -> int:
     from medsight.config import CACHE_DIR
     from medsight.nlp.lm_ner import LM_NER_DIR
     from medsight.nlp.lm_ner_train import LMTrainConfig, split_features, train_head
 
     progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    from medsight.nlp.corpus import read_bc5cdr
-
     cache = CACHE_DIR / "features" / "ner_smollm"  # one cache per split, shared by the --dev run and the final fit
-    train = split_features(read_bc5cdr(args.corpus, ["train"]), cache, progress)
-    dev = split_features(read_bc5cdr(args.corpus, ["dev"]), cache, progress)
-    if not dev_docs:
+    train, dev = split_features(training, cache, progress), split_features(development, cache, progress)
+    if not held_out:
         train, dev = train + dev, None
     cfg = LMTrainConfig(epochs=epochs, **({"learn_rate": args.lr} if args.lr else {}))
     out = Path(args.out) if args.out else LM_NER_DIR
     train_head(train, out, cfg, dev=dev, selection=selection, progress=progress,
-               trained_on="BC5CDR Training" if dev_docs else "BC5CDR Training+Development")
+               trained_on="BC5CDR Training" if held_out else "BC5CDR Training+Development")
     print(f"saved LM NER head to {out}")
     return 0
 

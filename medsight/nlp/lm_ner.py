@@ -59,10 +59,10 @@ def word_features(text: str, spans: list[tuple[int, int]], tokenizer=None, model
             self.text = text
 
     words = [_Word(text[a:b]) for a, b in spans]
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 1
     for a, b in windows(words, [max(1, int(c)) for c in counts], WINDOW_TOKENS - 1):
         lo, hi = spans[a][0], spans[b - 1][1]
         piece = tokenizer(text[lo:hi], add_special_tokens=False, return_offsets_mapping=True)
-        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 1
         p_ends = np.array([lo + e for _, e in piece["offset_mapping"]])
         parts = []  # a single word longer than a window (a pasted blob) is read WINDOW_TOKENS - 1 pieces at a time
         for k in range(0, max(len(piece["input_ids"]), 1), WINDOW_TOKENS - 1):
@@ -112,17 +112,8 @@ def build_head(proj: int = 256, hidden: int = 192, dropout: float = 0.3):
     return LMTagHead()
 
 
-def repair(tags: list[str]) -> list[str]:
-    """An I- tag that does not continue a run of its type starts one (B-)."""
-    out = list(tags)
-    for i, tag in enumerate(out):
-        if tag.startswith("I-") and (i == 0 or out[i - 1][2:] != tag[2:]):
-            out[i] = "B-" + tag[2:]
-    return out
-
-
 def predict_tags(head, features: list[np.ndarray], batch_size: int = 16) -> list[list[str]]:
-    """BIO tags per document from its word features."""
+    """BIO tags per document from its word features (as predicted: spans_from_tags starts a run at a stray I- tag)."""
     import torch
 
     head.eval()
@@ -139,7 +130,7 @@ def predict_tags(head, features: list[np.ndarray], batch_size: int = 16) -> list
                 x[r, : len(features[i])] = torch.from_numpy(features[i].astype(np.float32))
             pred = head(x).argmax(-1).numpy()
             for r, i in enumerate(chunk):
-                out[i] = repair([TAGS[t] for t in pred[r, : len(features[i])]])
+                out[i] = [TAGS[t] for t in pred[r, : len(features[i])]]  # spans_from_tags reads stray I- tags
     return out
 
 

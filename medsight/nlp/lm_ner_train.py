@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medsight.nlp.lm_ner import HIDDEN, LAYERS, MODEL_NAME, N_VECTORS, build_head, predict_tags, save_head, word_features
-from medsight.nlp.ner import NER_LABELS, _prf
+from medsight.nlp.ner import span_scores
 from medsight.nlp.transformer_ner import TAGS, bio_tags, doc_words, spans_from_tags
 
 PART_DOCS = 50
@@ -61,11 +61,12 @@ def split_features(docs, cache_dir: str | Path, progress=print) -> list[DocFeatu
     for k in range(0, len(docs), PART_DOCS):
         part = cache_dir / f"part{k // PART_DOCS:04d}.npz"
         chunk = docs[k : k + PART_DOCS]
+        parsed = [_words(nlp, d) for d in chunk]
         if part.is_file():
             with np.load(part) as z:
                 feats, lens = z["features"], z["lengths"]
         else:
-            rows = [word_features(d.text, _words(nlp, d)[2]) for d in chunk]
+            rows = [word_features(d.text, spans) for d, (_, _, spans) in zip(chunk, parsed)]
             feats = np.concatenate(rows) if rows else np.zeros((0, N_VECTORS * HIDDEN), np.float16)
             lens = np.array([len(r) for r in rows])
             tmp = part.with_suffix(".tmp.npz")
@@ -75,8 +76,7 @@ def split_features(docs, cache_dir: str | Path, progress=print) -> list[DocFeatu
             rate = (time.time() - t0) / done
             progress(f"LM features: {done}/{len(docs)} abstracts ({rate:.2f} s each, {rate * (len(docs) - done) / 60:.1f} min left)")
         starts = np.concatenate([[0], np.cumsum(lens)])
-        for i, d in enumerate(chunk):
-            sdoc, words, spans = _words(nlp, d)
+        for i, (d, (sdoc, words, spans)) in enumerate(zip(chunk, parsed)):
             out.append(DocFeatures(feats[starts[i] : starts[i + 1]], bio_tags(sdoc, words, d.entities), spans,
                                    {(s, e, lab) for s, e, lab in d.entities}))
     return out
@@ -84,17 +84,9 @@ def split_features(docs, cache_dir: str | Path, progress=print) -> list[DocFeatu
 
 def score(head, docs: list[DocFeatures]) -> dict:
     """Entity P/R/F1 per type, exact character spans (what evaluate_ner counts, without the vocabulary ruler)."""
-    counts = {label: [0, 0, 0] for label in NER_LABELS}
-    for d, tags in zip(docs, predict_tags(head, [d.features for d in docs])):
-        pred = {(d.spans[a][0], d.spans[b - 1][1], label) for a, b, label in spans_from_tags(tags)}
-        for label in NER_LABELS:
-            g = {x for x in d.gold if x[2] == label}
-            p = {x for x in pred if x[2] == label}
-            counts[label][0] += len(g & p)
-            counts[label][1] += len(p - g)
-            counts[label][2] += len(g - p)
-    tp, fp, fn = (sum(c[i] for c in counts.values()) for i in range(3))
-    return _prf(tp, fp, fn) | {"per_type": {label: _prf(*c) for label, c in counts.items()}}
+    tags = predict_tags(head, [d.features for d in docs])
+    return span_scores((d.gold, {(d.spans[a][0], d.spans[b - 1][1], label) for a, b, label in spans_from_tags(t)})
+                       for d, t in zip(docs, tags))
 
 
 def _batches(docs: list[DocFeatures], size: int, rng: random.Random):

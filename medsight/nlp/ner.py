@@ -311,21 +311,21 @@ def _prf(tp: int, fp: int, fn: int) -> dict:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": tp + fn}
 
 
-def evaluate_ner(nlp, docs, labels: Iterable[str] = NER_LABELS) -> dict:
-    labels = list(labels)
+def span_scores(pairs, labels: Iterable[str] = NER_LABELS) -> dict:
+    """P/R/F1 over all `labels` and per type from (gold, predicted) sets of (start, end, label) per document."""
     counts = {label: [0, 0, 0] for label in labels}
-    texts = [d.text for d in docs]
-    for d, doc in zip(docs, nlp.pipe(texts, batch_size=32)):
-        gold = {(s, e, label) for s, e, label in d.entities if label in counts}
-        pred = {(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents if ent.label_ in counts}
-        for label in labels:
+    for gold, pred in pairs:
+        for label, c in counts.items():
             g = {x for x in gold if x[2] == label}
             p = {x for x in pred if x[2] == label}
-            counts[label][0] += len(g & p)
-            counts[label][1] += len(p - g)
-            counts[label][2] += len(g - p)
+            c[0] += len(g & p)
+            c[1] += len(p - g)
+            c[2] += len(g - p)
     tp, fp, fn = (sum(c[i] for c in counts.values()) for i in range(3))
-    out = _prf(tp, fp, fn)
-    out["per_type"] = {label: _prf(*c) for label, c in counts.items()}
-    out["documents"] = len(docs)
-    return out
+    return _prf(tp, fp, fn) | {"per_type": {label: _prf(*c) for label, c in counts.items()}}
+
+
+def evaluate_ner(nlp, docs, labels: Iterable[str] = NER_LABELS) -> dict:
+    pairs = (({(s, e, lab) for s, e, lab in d.entities}, {(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents})
+             for d, doc in zip(docs, nlp.pipe([d.text for d in docs], batch_size=32)))
+    return span_scores(pairs, labels) | {"documents": len(docs)}
