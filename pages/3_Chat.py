@@ -10,6 +10,7 @@ from medsight import app_state as state
 registry = state.page_setup("Chat")
 st.title("Chat about this case")
 from medsight.chat import DISCLAIMER, chat  # noqa: E402
+from medsight.chat.cascade import cited_sources, source_markdown  # noqa: E402
 from medsight.chat.safety import MAX_QUESTION_CHARS, check_question, safe_markdown  # noqa: E402  (no remote images or HTML from chat text)
 
 case = state.case_for_chat()
@@ -56,11 +57,15 @@ if question:
         fallbacks = "; ".join(f"{tier}: {why}" for tier, why in answer.fallbacks)
         st.caption(f"answered by: {answer.tier}" + (f" (after: {fallbacks})" if fallbacks else ""))
         if answer.sources:
-            with st.expander(f"Sources of the {len(answer.sources)} retrieved passages", expanded=True):
-                for i, source in enumerate(answer.sources, 1):
-                    year = f" ({source['year']})" if source.get("year") else ""
-                    st.markdown(safe_markdown(f"[{i}] **{source.get('title') or source.get('doc_id')}**{year}: "
-                                              f"{source.get('citation', '')}"))
+            # the passages the answer cites first; the other retrieved ones (up to 30) folded away below them
+            cited, rest = cited_sources(answer.sources, text)
+            with st.expander(f"Sources cited ({len(cited)})", expanded=True):
+                for i, source in cited:
+                    st.markdown(safe_markdown(source_markdown(i, source)))
+            if rest:
+                with st.expander(f"{len(rest)} more retrieved passage{'s' if len(rest) > 1 else ''}, not cited"):
+                    for i, source in rest:
+                        st.markdown(safe_markdown(source_markdown(i, source)))
     history.append({"role": "user", "content": question})
     history.append({"role": "assistant", "content": text,
                     "tier": answer.tier, "fallbacks": fallbacks})

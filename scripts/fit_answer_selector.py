@@ -1,16 +1,19 @@
 """Fit the extractive tier's answer selector (medsight/chat/answer_selector.json) on COVID-QA development questions.
 
 The dev questions (`queries_covidqa_dev.jsonl`, 49 articles) are split by article: articles in sorted order, even
-positions -> the fitting half, odd -> the validation half, so no article whose questions tuned the selector is in
-the validation numbers. Both halves are written next to the output (`covidqa_fit.jsonl`, `covidqa_val.jsonl`) for
-`medsight chat-eval --qa`.
+positions -> the fitting half, odd -> the validation half, whose first 120 questions (15 articles) are the report's
+(docs/chat.md). Both halves are written next to the output (`covidqa_fit.jsonl`, `covidqa_val.jsonl`) for
+`medsight chat-eval --qa`. `--fit-on` picks the questions the selector is fitted on: `all` (the shipped selector),
+`all-but-report` (every article but the report's: a selector to measure the report questions end to end with,
+through $MEDSIGHT_ANSWER_SELECTOR) or `fit` (the fitting half).
 
 For each question the passages are retrieved as the chat retrieves them, every sentence of them becomes a
 candidate (`medsight.chat.selection`), and a candidate is positive when it contains the normalised gold answer.
-A logistic regression (C chosen by grouped cross-validation on the fitting half) is fitted on the fitting half and
-reported on both halves: top-1 sentence contains the gold answer, and the ceiling (gold in some candidate).
+A logistic regression is fitted; C is chosen by grouped (by article) 5-fold cross-validation of the composed answer
+(the extractive tier's own rule) containing the gold answer, and that out-of-fold containment is reported with the
+top-1/2/3 sentence hits and the ceiling (gold in some candidate).
 
-    python scripts/fit_answer_selector.py --store .cache/kb --out runs/selector [--write]
+    python scripts/fit_answer_selector.py --bm25-corpus ../shared/data/corpus --out runs/selector [--write]
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def build_rows(questions, retrieve, cache: dict, label: str = "sentence"):
     for n, q in enumerate(questions, 1):
         passages = retrieve(q["query"])
         cands = candidate_sentences(passages)
-        if not cands:
+        if not cands:  # kept: a question with nothing to quote counts as missed
+            out.append((q, [], np.zeros((0, len(FEATURES))), np.zeros(0, dtype=int)))
             continue
         keep, X = selector_matrix(q["query"], cands, len(passages), embed_cached)
         gold = normalise(q["answer"])
@@ -82,20 +86,31 @@ def topk_report(labelled) -> dict:
             "ceiling_gold_in_candidates": round(ceiling / n, 4)}
 
 
-def answer_report(rows, coef, intercept, max_sentences: int = 3, ratio: float = 0.2) -> float:
-    """Share of questions whose composed extractive answer (the tier's rule: `extractive.choose` + `excerpts`)
-    contains the gold answer."""
-    from medsight.chat.extractive import choose, excerpts
+def composed_answer(question: str, ranked) -> str:
+    """The extractive tier's answer from ranked candidates, with the tier's default rule."""
+    from medsight.chat.extractive import ExtractiveTier, choose, excerpts
+
+    tier = ExtractiveTier(word_delay=0)
+    chosen = choose(question, ranked, tier.max_sentences, tier.second_ratio)
+    return " ".join(excerpts(chosen, tier.following, tier.preceding))
+
+
+def answer_hits(rows, coef, intercept) -> list[int]:
+    """Per question: does the composed extractive answer contain the gold answer?"""
     from medsight.chat.qa_eval import gold_contained, shown_answer
 
-    hits = 0
+    hits = []
     for q, cands, X, _ in rows:
         for c, p in zip(cands, 1.0 / (1.0 + np.exp(-(X @ coef + intercept)))):
             c.score = float(p)
         ranked = sorted(cands, key=lambda c: -c.score)
-        hits += gold_contained(shown_answer(" ".join(excerpts(choose(q["query"], ranked, max_sentences, ratio)))),
-                               q["answer"])
-    return round(hits / max(len(rows), 1), 4)
+        hits.append(int(gold_contained(shown_answer(composed_answer(q["query"], ranked)), q["answer"])))
+    return hits
+
+
+def answer_report(rows, coef, intercept) -> float:
+    """Share of questions whose composed extractive answer contains the gold answer."""
+    return round(float(np.mean(answer_hits(rows, coef, intercept))) if rows else 0.0, 4)
 
 
 def top1_report(rows, coef, intercept) -> dict:
@@ -106,15 +121,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", default=str(DEV))
     parser.add_argument("--store", help="knowledge base folder (default .cache/kb)")
-    parser.add_argument("--k", type=int, default=10, help="passages per question, as the chat retrieves them")
-    parser.add_argument("--per-document", type=int, default=3, help="at most this many passages of one document")
+    parser.add_argument("--k", type=int, default=30, help="passages per question, as the chat retrieves them")
+    parser.add_argument("--per-document", type=int, default=10, help="at most this many passages of one document")
+    parser.add_argument("--fit-on", choices=("all", "all-but-report", "fit"), default="all")
+    parser.add_argument("--weights", help=f"write the fitted weights here (--write: {WEIGHTS_PATH})")
     parser.add_argument("--bm25-corpus", help="instead of the store: BM25 alone over these documents, chunked in "
                         "memory (a quick proxy while the store is being built)")
     parser.add_argument("--out", default="runs/selector")
     parser.add_argument("--every", type=int, default=1, help="use every n-th question of each half (less embedding)")
     parser.add_argument("--label", choices=("sentence", "excerpt"), default="sentence",
                         help="a candidate is positive when its sentence (or the excerpt shown: it and the next) holds the gold")
-    parser.add_argument("--criterion", choices=("top1", "answer"), default="top1",
+    parser.add_argument("--criterion", choices=("top1", "answer"), default="answer",
                         help="choose C by grouped-CV top-1 or by the composed answer's gold containment")
     parser.add_argument("--write", action="store_true", help=f"write the fitted weights to {WEIGHTS_PATH}")
     args = parser.parse_args(argv)
@@ -157,59 +174,63 @@ def main(argv=None) -> int:
         with np.load(cache_path) as saved:  # plain arrays, nothing unpickled
             cache = dict(zip(saved["texts"].tolist(), saved["vectors"]))
     fit_q, val_q = fit_q[::args.every], val_q[::args.every]
-    fit_rows = build_rows(fit_q, retrieve, cache, args.label)
-    val_rows = build_rows(val_q, retrieve, cache, args.label)
+    report_docs = {q["gold_doc_id"] for q in val_q[:120]}
+    rows = build_rows(fit_q + val_q, retrieve, cache, args.label)
     np.savez(cache_path, texts=np.array(list(cache)), vectors=np.stack(list(cache.values())))
+    fit_docs = {"all": {q["gold_doc_id"] for q in fit_q + val_q},
+                "all-but-report": {q["gold_doc_id"] for q in fit_q + val_q} - report_docs,
+                "fit": {q["gold_doc_id"] for q in fit_q}}[args.fit_on]
+    train = [r for r in rows if r[0]["gold_doc_id"] in fit_docs]
+    held_out = [r for r in rows if r[0]["gold_doc_id"] not in fit_docs]
 
-    X = np.vstack([r[2] for r in fit_rows if len(r[3])])
-    y = np.concatenate([r[3] for r in fit_rows if len(r[3])])
-    groups = np.concatenate([[r[0]["gold_doc_id"]] * len(r[3]) for r in fit_rows if len(r[3])])
-    def fit(C, X, y):
+    def fit(C, rows_):
         """Logistic regression on standardised features, returned as weights on the raw features."""
+        X = np.vstack([r[2] for r in rows_ if len(r[3])])
+        y = np.concatenate([r[3] for r in rows_ if len(r[3])])
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale == 0] = 1.0
         model = LogisticRegression(C=C, max_iter=3000).fit((X - mean) / scale, y)
         coef = model.coef_[0] / scale
         return coef, float(model.intercept_[0] - coef @ mean)
 
-    best = None
-    for C in (0.01, 0.1, 1.0, 10.0):
-        hits = []
-        for tr, te in GroupKFold(n_splits=5).split(X, y, groups):
-            coef, intercept = fit(C, X[tr], y[tr])
-            test_docs = set(groups[te])
-            rows = [r for r in fit_rows if r[0]["gold_doc_id"] in test_docs]
-            hits.append(top1_report(rows, coef, intercept)["top1_contains_gold"] if args.criterion == "top1"
-                        else answer_report(rows, coef, intercept))
-        score = float(np.mean(hits))
-        print(f"C={C}: grouped-CV {args.criterion} {score:.3f}")
-        if best is None or score > best[1]:
-            best = (C, score)
-    coef, intercept = fit(best[0], X, y)
-    reported = {q["gold_doc_id"] for q in val_q[:120]}
-    tuning = [r for r in val_rows if r[0]["gold_doc_id"] not in reported]
+    # grouped 5-fold cross-validation over the training articles: out-of-fold answers for every training question
+    groups = np.array([r[0]["gold_doc_id"] for r in train])
+    folds = list(GroupKFold(n_splits=5).split(np.zeros(len(train)), groups=groups))
+    cv = {}
+    for C in (0.01, 0.1, 1.0):
+        hits, scored = np.zeros(len(train)), [None] * len(train)
+        for tr, te in folds:
+            coef, intercept = fit(C, [train[i] for i in tr])
+            hits[te] = answer_hits([train[i] for i in te], coef, intercept)
+            for i in te:
+                scored[i] = (train[i][3], train[i][2] @ coef + intercept)
+        cv[C] = {**topk_report(scored), "answer_contains_gold": round(float(hits.mean()), 4)}
+        print(f"C={C}: grouped-CV {json.dumps(cv[C])}", flush=True)
+    key = "top1_contains_gold" if args.criterion == "top1" else "answer_contains_gold"
+    best_C = max(cv, key=lambda C: cv[C][key])
+    coef, intercept = fit(best_C, train)
     report = {
         "features": list(FEATURES),
         "coef": [round(float(c), 6) for c in coef],
         "intercept": round(intercept, 6),
-        "C": best[0],
-        "fitted_on": f"COVID-QA dev, fitting half ({len(fit_q)} questions, {len({q['gold_doc_id'] for q in fit_q})} "
-                     f"articles), passages retrieved ({retriever.mode}) from {retriever.kb.path.name} ({n_passages} passages)",
+        "C": best_C,
+        "fitted_on": f"COVID-QA dev ({args.fit_on}: {len(train)} questions, {len(fit_docs)} articles), {args.k} passages "
+                     f"(at most {args.per_document} per article) retrieved ({retriever.mode}) from "
+                     f"{retriever.kb.path.name} ({n_passages} passages)",
         "label": args.label,
         "criterion": args.criterion,
-        "fit": {**top1_report(fit_rows, coef, intercept), "answer_contains_gold": answer_report(fit_rows, coef, intercept)},
-        "validation": {**top1_report(val_rows, coef, intercept),
-                       "answer_contains_gold": answer_report(val_rows, coef, intercept)},
-        # the validation questions whose articles the report (docs/chat.md: its first 120 questions) does not use:
-        # where answer rules are chosen
-        "tuning": {**top1_report(tuning, coef, intercept), "answer_contains_gold": answer_report(tuning, coef, intercept)},
+        "grouped_cv": {str(C): v for C, v in cv.items()},
+        "fit": {**top1_report(train, coef, intercept), "answer_contains_gold": answer_report(train, coef, intercept)},
+        "held_out": {**top1_report(held_out, coef, intercept), "answer_contains_gold": answer_report(held_out, coef, intercept)}
+        if held_out else None,
     }
     print(json.dumps(report, indent=2))
     (out / "selector_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    if args.write:
-        WEIGHTS_PATH.write_text(json.dumps({k: report[k] for k in ("features", "coef", "intercept", "C", "fitted_on", "fit")},
-                                           indent=2) + "\n")
-        print(f"wrote {WEIGHTS_PATH}")
+    target = Path(args.weights) if args.weights else WEIGHTS_PATH if args.write else None
+    if target:
+        keys = ("features", "coef", "intercept", "C", "fitted_on", "grouped_cv", "fit")
+        target.write_text(json.dumps({k: report[k] for k in keys}, indent=2) + "\n")
+        print(f"wrote {target}")
     return 0
 
 

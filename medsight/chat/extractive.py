@@ -1,8 +1,9 @@
 """Tier 3, the offline default: the answer quoted from the passages. The sentence the fitted selector
 (`medsight.chat.selection`) judges most likely to answer comes first, with the sentence that follows it in its
-passage and its `[n]` citation; up to two more such excerpts follow when the selector rates them nearly as likely. Questions about the case are answered from the case's own facts and
-MedSight's explanatory passages (`medsight.chat.case_questions`). The tier cannot fail and never invents: every
-claim it shows is either a quoted sentence or a number the app computed.
+passage and its `[n]` citation; up to four more such excerpts follow when the selector rates them at least a fifth
+as likely. Questions about the case are answered from the case's own facts and MedSight's explanatory passages
+(`medsight.chat.case_questions`). The tier cannot fail and never invents: every claim it shows is either a quoted
+sentence or a number the app computed.
 """
 
 from __future__ import annotations
@@ -102,13 +103,13 @@ def excerpts(chosen, following: bool = True, preceding: bool = False) -> list[st
 class ExtractiveTier:
     """`second_ratio`: a further sentence (up to `max_sentences`) is added when its probability is at least this share
     of the first's; `following`: each sentence is shown with the one after it in its passage; `preceding`: a sentence
-    that opens by pointing back ("Its genome ...") is shown after the sentence before it, which names its subject. Chosen on COVID-QA
-    development questions the report does not use (docs/chat.md). Nothing is quoted when the best sentence shares no
-    content word with the question (the passages do not answer it)."""
+    that opens by pointing back ("Its genome ...") is shown after the sentence before it, which names its subject.
+    Chosen by grouped cross-validation on the COVID-QA development questions (docs/chat.md). Nothing is quoted when
+    the best sentence shares no content word with the question (the passages do not answer it)."""
 
     name = "extractive"
 
-    def __init__(self, max_sentences: int = 3, second_ratio: float = 0.2, following: bool = True,
+    def __init__(self, max_sentences: int = 5, second_ratio: float = 0.2, following: bool = True,
                  preceding: bool = True, word_delay: float | None = None):
         self.max_sentences = max_sentences
         self.second_ratio = second_ratio

@@ -4,16 +4,18 @@ Every sentence of the passages is a candidate. Each gets a handful of features: 
 question (idf over the candidate pool), idf-weighted coverage of the question's words in the sentence, in the
 sentence before it, in the two read together and in the sentence after it, MiniLM cosine similarity to the question
 (of the sentence, and of the sentence read with the one before it), ranks of those, the retrieval rank of its
-passage, whether it holds a number (a date) when the question asks for one, whether it opens with a reference to an
-earlier sentence ("It", "These"), and its length. A logistic regression over those features, fitted on the
-fitting half of the COVID-QA development questions (`scripts/fit_answer_selector.py`; split by article, numbers in
-docs/chat.md), turns them into the probability that the sentence holds the answer.
+passage, whether it holds the kind of phrase the question asks for (a number, a date, a place, an agent, a reason),
+whether it opens with a reference to an earlier sentence ("It", "These"), and its length. A logistic regression over
+those features, fitted on the COVID-QA development questions (`scripts/fit_answer_selector.py`; C and the answer
+rule chosen by cross-validation grouped by article, numbers in docs/chat.md), turns them into the probability that
+the sentence holds the answer.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,11 +37,39 @@ FEATURES = ("bm25", "bm25_rel", "coverage", "prev_coverage", "bigrams", "cosine"
             "first_passage", "number_match", "log_words", "novelty",
             # the sentence read with the one before it (an answer sentence often names its subject only there)
             "window_coverage", "window_cosine", "window_cosine_rel", "next_coverage", "opens_with_reference",
-            "date_match", "cosine_rank_inv", "bm25_rank_inv", "window_coverage_rank_inv")
+            "date_match", "cosine_rank_inv", "bm25_rank_inv", "window_coverage_rank_inv",
+            # the kind of phrase the question asks for, and whether the sentence holds one (ANSWER_TYPES)
+            "type_count", "type_time", "type_place", "type_agent", "type_reason",
+            # what the sentence's document is about: share of the question's words in its title, MiniLM cosine of the
+            # question to the title (absolute and relative to the best candidate's)
+            "title_coverage", "title_cosine", "title_cosine_rel")
 _REFERENCE = re.compile(r"^(it|its|they|their|this|these|those|he|she|such)\b", re.I)
 _WANTS_DATE = re.compile(r"\b(when|what year|which year|date)\b", re.I)
 _HAS_DATE = re.compile(r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|october|"
                        r"november|december)\b", re.I)
+
+
+# (question asks for ..., the sentence holds one): a count or share, a time, a place, an agent, a reason. The place and
+# agent patterns read capitals (a country, "Smith et al.", "WHO"), the others ignore case.
+ANSWER_TYPES = (
+    (re.compile(r"how (many|much)|number of|what (percentage|proportion)"),
+     re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|"
+                r"billion|half|twice|single|double)\b", re.I)),
+    (re.compile(r"\bwhen\b|what year|which year|what date|since when"),
+     re.compile(r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|october|november|"
+                r"december|spring|summer|autumn|winter|century|decade)\b", re.I)),
+    (re.compile(r"\bwhere\b|which (country|countries|region|city|province)"), re.compile(r"\b(in|from|at|across) [A-Z][a-z]+")),
+    (re.compile(r"\bwho\b|\bwhom\b|which (group|organi[sz]ation|agency|institut)"),
+     re.compile(r"\b[A-Z][a-z]+ (et al|and colleagues)|\b[A-Z]{2,}\b")),
+    (re.compile(r"\bwhy\b|what caus|reason"),
+     re.compile(r"\b(because|due to|caused by|owing to|result of|lead[s]? to|since)\b", re.I)),
+)
+
+
+def answer_type_columns(question: str, candidates) -> list[list[float]]:
+    """One column per ANSWER_TYPES entry: 1 where the question asks for that kind of phrase and the sentence holds one."""
+    q = question.lower()
+    return [[float(bool(asks.search(q)) and bool(holds.search(c.text))) for c in candidates] for asks, holds in ANSWER_TYPES]
 
 
 @dataclass
@@ -52,6 +82,7 @@ class Candidate:
     score: float = 0.0
     following: str = ""  # the passage's next sentence (shown after this one: answers often run on into it)
     preceding: str = ""  # the passage's sentence before this one
+    title: str = ""  # the title of its document
 
     @property
     def refers_back(self) -> bool:
@@ -67,8 +98,10 @@ def candidate_sentences(passages, min_words: int = 4, max_words: int = 90) -> li
     seen: set[str] = set()
     for i, p in enumerate(passages, 1):
         body = p.text
-        if p.title and body.startswith(p.title):
-            body = body[len(p.title):].lstrip(". ")
+        # the chunker prefixes "Title. " unless the text already opens with the title (then it is the first
+        # sentence's subject, "Pulmonary embolism (PE) is ...", and stays)
+        if p.title and body.startswith(f"{p.title}. "):
+            body = body[len(p.title) + 2:]
         sentences = [_SECTION_LABELS.sub("", s).strip() for s in split_sentences(body)]
         for j, sent in enumerate(sentences):
             key = " ".join(tokenize(sent))
@@ -78,7 +111,7 @@ def candidate_sentences(passages, min_words: int = 4, max_words: int = 90) -> li
                 continue
             seen.add(key)
             out.append(Candidate(sent, i, j, following=_neighbour(sentences, j + 1, max_words),
-                                 preceding=_neighbour(sentences, j - 1, max_words)))
+                                 preceding=_neighbour(sentences, j - 1, max_words), title=p.title or ""))
     return out
 
 
@@ -175,33 +208,45 @@ def features(question: str, candidates: Sequence[Candidate], n_passages: int, co
         _rank_inv(cosines),
         _rank_inv(bm25),
         _rank_inv(window_cov),
+        *map(np.asarray, answer_type_columns(question, candidates)),
+        np.array([len(q_set & set(tokenize(c.title))) / max(len(q_set), 1) for c in candidates]),
+        np.zeros(len(candidates)),  # title_cosine, title_cosine_rel: set by selector_matrix for the kept candidates
+        np.zeros(len(candidates)),
     ])
 
 
 def similarities(question: str, candidates: Sequence[Candidate], indices, embed_fn=None):
-    """MiniLM cosine of the question to each candidate of `indices`, and to that candidate read with the candidate
-    before it in the same passage (the mean of the two sentence vectors, renormalised)."""
+    """MiniLM cosine of the question to each candidate of `indices`, to that candidate read with the candidate
+    before it in the same passage (the mean of the two sentence vectors, renormalised), and to its document's title
+    (0 without one)."""
     import numpy as np
 
     if embed_fn is None:
         from medsight.kb.store import embed as embed_fn
     indices = list(indices)
     prev = {i: i - 1 for i in indices if i and candidates[i - 1].passage == candidates[i].passage}
-    texts = list(dict.fromkeys([question] + [candidates[i].text for i in indices] + [candidates[j].text for j in prev.values()]))
+    texts = list(dict.fromkeys([question] + [candidates[i].text for i in indices] + [candidates[j].text for j in prev.values()]
+                               + [candidates[i].title for i in indices if candidates[i].title]))
     vecs = dict(zip(texts, embed_fn(texts)))
     qv = vecs[question]
-    cos, window = np.zeros(len(indices)), np.zeros(len(indices))
+    cos, window, title = np.zeros(len(indices)), np.zeros(len(indices)), np.zeros(len(indices))
     for k, i in enumerate(indices):
         v = vecs[candidates[i].text]
         cos[k] = float(v @ qv)
         w = v + vecs[candidates[prev[i]].text] if i in prev else v
         window[k] = float(w @ qv / max(float(np.linalg.norm(w)), 1e-9))
-    return cos, window
+        title[k] = float(vecs[candidates[i].title] @ qv) if candidates[i].title else 0.0
+    return cos, window, title
 
 
-@lru_cache(maxsize=1)
-def selector_weights(path: str = str(WEIGHTS_PATH)) -> tuple:
-    """(coefficients, intercept) of the fitted selector, in FEATURES order."""
+def selector_weights() -> tuple:
+    """(coefficients, intercept) of the fitted selector, in FEATURES order: answer_selector.json, or the file
+    $MEDSIGHT_ANSWER_SELECTOR names (a selector fitted without some questions, to measure on them)."""
+    return _read_weights(os.environ.get("MEDSIGHT_ANSWER_SELECTOR") or str(WEIGHTS_PATH))
+
+
+@lru_cache(maxsize=4)
+def _read_weights(path: str) -> tuple:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if tuple(data["features"]) != FEATURES:
         raise RuntimeError(f"{path} was fitted on features {data['features']}, the code computes {FEATURES}: refit it "
@@ -209,7 +254,7 @@ def selector_weights(path: str = str(WEIGHTS_PATH)) -> tuple:
     return tuple(data["coef"]), float(data["intercept"])
 
 
-PREFILTER = 20  # candidates embedded per question: the best by lexical evidence (dev: no loss in top-3 recall)
+PREFILTER = 40  # candidates embedded per question, the best by lexical evidence (dev, 30 passages: 0.816 of 0.834 kept)
 _LEXICAL = [FEATURES.index(f) for f in ("bm25_rel", "coverage", "bigrams")]
 
 
@@ -232,10 +277,11 @@ def selector_matrix(question: str, candidates: Sequence[Candidate], n_passages: 
     similarity features set. Fitting (scripts/fit_answer_selector.py) and answering both call this."""
     X = features(question, candidates, n_passages)
     keep = sorted(_by_lexical_evidence(X)[:PREFILTER])
-    cos, window = similarities(question, candidates, keep, embed_fn)
+    cos, window, title = similarities(question, candidates, keep, embed_fn)
     X = X[keep]
     for name, values in (("cosine", cos), ("cosine_rel", cos - cos.max()), ("window_cosine", window),
-                         ("window_cosine_rel", window - window.max()), ("cosine_rank_inv", _rank_inv(cos))):
+                         ("window_cosine_rel", window - window.max()), ("cosine_rank_inv", _rank_inv(cos)),
+                         ("title_cosine", title), ("title_cosine_rel", title - title.max())):
         X[:, FEATURES.index(name)] = values
     return keep, X
 
