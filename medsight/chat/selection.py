@@ -17,6 +17,8 @@ import json
 import math
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -215,6 +217,33 @@ def features(question: str, candidates: Sequence[Candidate], n_passages: int, co
     ])
 
 
+_VECTORS: OrderedDict = OrderedDict()  # sentence text -> MiniLM vector, least recently used first
+_VECTORS_LOCK = threading.Lock()
+VECTOR_CACHE_SIZE = 20_000  # about 30 MB of float32 vectors
+
+
+def cached_embed(texts):
+    """`medsight.kb.store.embed` with a process-wide LRU cache: the knowledge base's sentences are fixed, and the next
+    question about the same article (a follow-up, another student) reads the same candidates. Safe across sessions."""
+    import numpy as np
+
+    from medsight.kb.store import embed
+
+    with _VECTORS_LOCK:
+        found = {t: _VECTORS[t] for t in texts if t in _VECTORS}
+        for t in found:
+            _VECTORS.move_to_end(t)
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
+    if missing:
+        found.update(zip(missing, embed(missing)))
+        with _VECTORS_LOCK:
+            for t in missing:
+                _VECTORS[t] = found[t]
+            while len(_VECTORS) > VECTOR_CACHE_SIZE:
+                _VECTORS.popitem(last=False)
+    return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 384), dtype="float32")
+
+
 def similarities(question: str, candidates: Sequence[Candidate], indices, embed_fn=None):
     """MiniLM cosine of the question to each candidate of `indices`, to that candidate read with the candidate
     before it in the same passage (the mean of the two sentence vectors, renormalised), and to its document's title
@@ -222,7 +251,7 @@ def similarities(question: str, candidates: Sequence[Candidate], indices, embed_
     import numpy as np
 
     if embed_fn is None:
-        from medsight.kb.store import embed as embed_fn
+        embed_fn = cached_embed
     indices = list(indices)
     prev = {i: i - 1 for i in indices if i and candidates[i - 1].passage == candidates[i].passage}
     texts = list(dict.fromkeys([question] + [candidates[i].text for i in indices] + [candidates[j].text for j in prev.values()]

@@ -251,3 +251,29 @@ def test_a_selector_fitted_elsewhere_is_read_from_the_environment(tmp_path, monk
     monkeypatch.setenv("MEDSIGHT_ANSWER_SELECTOR", str(tmp_path / "stale.json"))
     with pytest.raises(RuntimeError, match="refit"):
         rank_sentences(question, [OTHER, MERS])
+
+
+def test_sentence_vectors_are_cached_across_questions_and_threads(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from medsight.chat import selection
+    from medsight.kb import store
+
+    texts = ["Dromedary camels are the main animal reservoir of MERS-CoV.", "Bats carry many related coronaviruses.",
+             "Influenza causes seasonal epidemics every winter."]
+    reference = store.embed(texts)
+    monkeypatch.setattr(selection, "_VECTORS", selection.OrderedDict())
+    calls = []
+    real = store.embed
+    monkeypatch.setattr(store, "embed", lambda batch: calls.append(list(batch)) or real(batch))
+    with ThreadPoolExecutor(8) as pool:  # sessions asking at once: every result is the plain embedding
+        results = list(pool.map(lambda i: selection.cached_embed(texts[i % 3:] + texts[:i % 3]), range(16)))
+    for i, got in enumerate(results):
+        assert np.allclose(got, np.roll(reference, -(i % 3), axis=0), atol=1e-5)
+    calls.clear()
+    assert np.allclose(selection.cached_embed(texts[::-1]), reference[::-1], atol=1e-5) and calls == []
+    monkeypatch.setattr(selection, "VECTOR_CACHE_SIZE", 2)
+    selection.cached_embed(["A new sentence about pleural effusion."])
+    assert len(selection._VECTORS) == 2 and "A new sentence about pleural effusion." in selection._VECTORS
