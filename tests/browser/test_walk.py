@@ -7,6 +7,10 @@
 2. hostile input: a corrupt file, a colour photo and a greyscale non-chest photo get a message and no risk band;
 3. six sessions at once, each with its own film: each sees the CLI's score (`medsight score --json`) and its
    heatmaps without an error.
+4. a site profile fitted from a zip stays that session's own;
+5. three sessions opening the notes page's URL read their notes at once with the accurate entity model;
+6. three sessions opening the Chat page's URL ask different questions at once and each reads its own cited answer;
+   an emoji-only message, a prompt injection and a dosing question each get a sensible reply.
 Screenshots go to tests/browser/screenshots/ (git-ignored)."""
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -63,6 +68,23 @@ def ask(page, question: str, answered_before: int) -> str:
     page.keyboard.press("Enter")
     page.wait_for_function("n => document.body.innerText.split('answered by:').length > n + 1", arg=answered_before)
     return page.locator("[data-testid=stChatMessage]").last.inner_text()
+
+
+@contextmanager
+def direct_sessions(browser_page, url: str, heading: str, n: int, timeout_ms: int):
+    """`n` fresh browser sessions, each opened straight at `url` (as a shared link opens it), closed afterwards."""
+    browser = browser_page.context.browser
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for p in pages:
+            p.set_default_timeout(timeout_ms)
+            p.goto(url)
+            p.get_by_role("heading", name=heading).wait_for()
+        yield pages
+    finally:
+        for c in contexts:
+            c.close()
 
 
 def go(page, title: str, heading: str) -> None:
@@ -309,14 +331,8 @@ def test_three_sessions_read_notes_with_the_accurate_entity_model_at_once(app_ur
 
     if not lm_ner_available():
         pytest.skip("no LM NER head or SmolLM2 installed")
-    browser = browser_page.context.browser
-    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in NOTES]
-    try:
-        pages = [c.new_page() for c in contexts]
+    with direct_sessions(browser_page, f"{app_url}/Clinical_notes", "Clinical notes", len(NOTES), 600_000) as pages:
         for p, note in zip(pages, NOTES):
-            p.set_default_timeout(600_000)
-            p.goto(f"{app_url}/Clinical_notes")  # straight to the page's URL, as a shared link opens it
-            p.get_by_role("heading", name="Clinical notes").wait_for()
             assert p.get_by_role("radio", name=re.compile("^accurate")).is_checked()  # the default
             p.locator("textarea").fill(note)
             p.locator("textarea").press("Control+Enter")  # commit the text before the click reads it
@@ -338,9 +354,6 @@ def test_three_sessions_read_notes_with_the_accurate_entity_model_at_once(app_ur
         p.get_by_role("button", name="Analyse the note").click()
         p.locator("[data-testid=stAlertContentError]").first.wait_for()
         assert p.locator("[data-testid=stException]").count() == 0
-    finally:
-        for c in contexts:
-            c.close()
 
 
 CHAT_QUESTIONS = ("What does a pneumothorax look like on a frontal chest radiograph?",
@@ -361,14 +374,8 @@ def test_three_sessions_chat_at_once_each_reads_its_own_cited_answer(app_url, br
         answer = chat({}, [], q, tiers=[ExtractiveTier(word_delay=0)])
         cited, rest = cited_sources(answer.sources, answer.body)
         expected[q] = (" ".join(answer.body.split()[:8]), [s.get("title") or s["doc_id"] for _, s in cited], len(rest))
-    browser = browser_page.context.browser
-    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in CHAT_QUESTIONS]
-    try:
-        pages = [c.new_page() for c in contexts]
+    with direct_sessions(browser_page, f"{app_url}/Chat", "Chat about this case", len(CHAT_QUESTIONS), 300_000) as pages:
         for p, q in zip(pages, CHAT_QUESTIONS):
-            p.set_default_timeout(300_000)
-            p.goto(f"{app_url}/Chat")  # a shared link to the page, skipping the upload page
-            p.get_by_role("heading", name="Chat about this case").wait_for()
             p.get_by_placeholder("Ask about the case").fill(q)
         for p in pages:  # every session sends before any answer is awaited
             p.get_by_placeholder("Ask about the case").press("Enter")
@@ -394,6 +401,3 @@ def test_three_sessions_chat_at_once_each_reads_its_own_cited_answer(app_url, br
         assert "can't give dosage or prescribing advice" in reply and "answered by: safety" in reply
         for p in pages:
             assert p.locator("[data-testid=stException]").count() == 0
-    finally:
-        for c in contexts:
-            c.close()
