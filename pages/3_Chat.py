@@ -10,7 +10,7 @@ from medsight import app_state as state
 registry = state.page_setup("Chat")
 st.title("Chat about this case")
 from medsight.chat import DISCLAIMER, chat  # noqa: E402
-from medsight.chat.cascade import cited_sources, source_markdown  # noqa: E402
+from medsight.chat.cascade import cited_sources, source_line  # noqa: E402
 from medsight.chat.safety import MAX_QUESTION_CHARS, check_question, safe_markdown  # noqa: E402  (no remote images or HTML from chat text)
 
 case = state.case_for_chat()
@@ -58,14 +58,14 @@ if question:
         st.caption(f"answered by: {answer.tier}" + (f" (after: {fallbacks})" if fallbacks else ""))
         if answer.sources:
             # the passages the answer cites first; the other retrieved ones (up to 30) folded away below them
-            cited, rest = cited_sources(answer.sources, text)
+            cited, rest = cited_sources(answer.sources, answer.body)
             with st.expander(f"Sources cited ({len(cited)})", expanded=True):
                 for i, source in cited:
-                    st.markdown(safe_markdown(source_markdown(i, source)))
+                    st.markdown(safe_markdown(source_line(i, source, markdown=True)))
             if rest:
                 with st.expander(f"{len(rest)} more retrieved passage{'s' if len(rest) > 1 else ''}, not cited"):
                     for i, source in rest:
-                        st.markdown(safe_markdown(source_markdown(i, source)))
+                        st.markdown(safe_markdown(source_line(i, source, markdown=True)))
     history.append({"role": "user", "content": question})
     history.append({"role": "assistant", "content": text,
                     "tier": answer.tier, "fallbacks": fallbacks})

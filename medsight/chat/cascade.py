@@ -92,15 +92,13 @@ def cited_sources(sources: Sequence[dict], body: str = "") -> tuple[list, list]:
     return [(i, s) for i, s in numbered if i in cited], [(i, s) for i, s in numbered if i not in cited]
 
 
-def source_line(n: int, source: dict) -> str:
+def source_line(n: int, source: dict, markdown: bool = False) -> str:
+    """"[n] Title (year), citation"; with `markdown` the title in bold (the app's sources list)."""
     year = f" ({source['year']})" if source.get("year") else ""
-    return f"[{n}] {source.get('title') or source['doc_id']}{year}, {source['citation']}"
-
-
-def source_markdown(n: int, source: dict) -> str:
-    """`source_line` with the title in bold, for the app's sources list."""
-    year = f" ({source['year']})" if source.get("year") else ""
-    return f"[{n}] **{source.get('title') or source.get('doc_id')}**{year}: {source.get('citation', '')}"
+    title = source.get("title") or source.get("doc_id")
+    if markdown:
+        return f"[{n}] **{title}**{year}: {source.get('citation', '')}"
+    return f"[{n}] {title}{year}, {source.get('citation', '')}"
 
 
 def sources_block(sources: Sequence[dict], body: str = "") -> str:
